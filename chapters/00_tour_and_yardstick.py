@@ -1,0 +1,322 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 00 — A tour of the labs and the yardstick
+#
+# This book is about learning image representations **without labels** by *clustering*:
+# a network invents its own classes, learns to predict them, and re-invents them as its
+# features improve. Before any of that we need two things: data we can run on a laptop,
+# and a fixed way to measure whether a representation is any good.
+#
+# **Learning goals.** After this chapter you can
+# 1. load CIFAR-10, CIFAR-100 and SVHN as tensors with `labdata`, including the
+#    class-balanced *lab subsets* every chapter uses;
+# 2. state and compute the evaluation protocol of the book: weighted kNN, the linear
+#    probe, and the clustering scores NMI, ARI and Hungarian accuracy;
+# 3. explain what the three baselines — raw pixels, a random network, a supervised
+#    network — tell us, and quote their measured numbers on the lab subset.
+#
+# Every later chapter prints its result next to this chapter's table.
+
+# %%
+import time
+
+import torch
+
+import labdata
+import sslkit as sk
+
+device = sk.setup_notebook(seed=0)
+
+# The knobs of this chapter. Bigger budgets are one change away:
+DATASET = "cifar10"      # "cifar100" or "svhn" work the same way
+SUBSET = "lab"           # 1000 train / 200 test images per class; None for the full set
+SUPERVISED_EPOCHS = 8    # ~10 s per epoch on a 2-core CPU
+chapter_start = time.time()
+
+# %% [markdown]
+# ## 1. The data
+#
+# `labdata.load(name, split, subset)` returns a `uint8` tensor of images `(N, 3, 32, 32)`,
+# `int64` labels and the class names. The files come from the official sources through
+# torchvision the first time (or from an image-folder copy named by `LABDATA_CIFAR10` and
+# friends) and are then kept as a tensor file, so the next load takes milliseconds.
+#
+# The **lab subset** takes the same number of images from every class, chosen by a fixed
+# seeded permutation: everybody in a class works on exactly the same 10,000 training and
+# 2,000 test images. The chosen indices are returned (`.indices`) and recorded.
+
+# %%
+train = labdata.load(DATASET, "train", subset=SUBSET)
+test = labdata.load(DATASET, "test", subset=SUBSET)
+print(train)
+print(test)
+print("images per class (train):", torch.bincount(train.labels).tolist())
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(train.images.shape, train.images.dtype, train.labels.dtype)
+print(test.images.shape, len(train.classes), "classes")
+
+# %%
+per_class = torch.cat([train.images[train.labels == c][:8] for c in range(len(train.classes))])
+fig = sk.plot_image_grid(per_class, nrow=8, row_labels=train.classes, title=f"{DATASET}: 8 images per class")
+
+# %% [markdown]
+# **CIFAR-100** has the same images' format with 100 fine classes grouped into 20
+# superclasses (`target="coarse"`). **SVHN** holds 32x32 crops of house-number digits;
+# its `extra` split adds 531,131 easier images. Both load with the same call. (SVHN is
+# downloaded from its official site; where it cannot be fetched, the cell says so.)
+
+# %%
+for name, kwargs in [("cifar100", {}), ("cifar100", {"target": "coarse"}), ("svhn", {})]:
+    if not labdata.available(name, "test"):
+        print(f"{name}: not available offline here; `python -m labdata fetch {name}` downloads it")
+        continue
+    d = labdata.load(name, "test", subset="lab", **kwargs)
+    print(f"{name:9s} {kwargs.get('target', 'fine'):6s}: {len(d)} test images in the lab subset, "
+          f"{d.num_classes} classes, e.g. {d.classes[:4]}")
+    c100 = d
+
+# %% [markdown]
+# ## 2. The yardstick
+#
+# A self-supervised method hands us a feature extractor $f$. We freeze it and ask how
+# well the classes can be read off the features, in two standard ways.
+#
+# **Weighted kNN** (Wu et al., 2018). With L2-normalised features, a test image $x$ finds
+# the $k$ training images with the largest cosine similarity $s_i = f(x)^\top f(x_i)$;
+# each votes for its label with weight $e^{s_i/\tau}$:
+# $$\hat y(x) = \arg\max_c \sum_{i \in \mathrm{top}_k(x)} e^{s_i/\tau}\,[y_i = c],
+# \qquad k = 200,\ \tau = 0.1 .$$
+# It has no parameters to train, so it measures the geometry of the features directly.
+#
+# **Linear probe.** A multinomial logistic regression on the frozen, standardised
+# features, fitted by L-BFGS with an L2 penalty chosen on a held-out fifth of the
+# training set (the CLIP paper's protocol). It asks whether the classes are *linearly*
+# separable.
+#
+# A clustering method also hands us **cluster assignments** $a$, which we compare with the
+# true labels $y$ by
+# * **NMI** $= I(a; y) / \tfrac12 (H(a) + H(y))$, 1 for the same partition up to renaming;
+# * **ARI**, the Rand index corrected for chance (0 for random assignments);
+# * **Hungarian accuracy**: the accuracy after the best one-to-one map from clusters to
+#   classes.
+#
+# And it can cheat by putting everything in one cluster. The **collapse detector** is the
+# entropy of the cluster sizes: $H = \ln K$ for equal clusters, $0$ for one cluster.
+#
+# ### kNN from scratch, then the library
+# The whole classifier is a matrix product, a top-k and a scatter-add. We write it here
+# and check that it agrees with `sk.knn_predict`, which the rest of the book uses.
+
+# %%
+def knn_from_scratch(train_f, train_y, test_f, k=200, tau=0.1, num_classes=10):
+    train_f = train_f / train_f.norm(dim=1, keepdim=True)
+    test_f = test_f / test_f.norm(dim=1, keepdim=True)
+    sims, idx = (test_f @ train_f.T).topk(k, dim=1)          # (n_test, k)
+    votes = torch.zeros(len(test_f), num_classes)
+    votes.scatter_add_(1, train_y[idx], (sims / tau).exp())  # weighted votes per class
+    return votes.argmax(1)
+
+
+pixels_train = train.images.flatten(1).float() / 255
+pixels_test = test.images.flatten(1).float() / 255
+mine = knn_from_scratch(pixels_train, train.labels, pixels_test[:500], num_classes=len(train.classes))
+theirs = sk.knn_predict(pixels_train, train.labels, pixels_test[:500], num_classes=len(train.classes))
+assert torch.equal(mine, theirs), "the from-scratch kNN and sk.knn_predict disagree"
+print("from-scratch kNN == sk.knn_predict on 500 test images")
+
+# %% [markdown]
+# ### NMI from scratch
+# $I(a;y) = \sum_{i,j} p_{ij} \ln \frac{p_{ij}}{p_i\,p_j}$ from the table of joint frequencies.
+
+# %%
+def nmi_from_scratch(a, y):
+    joint = torch.zeros(int(a.max()) + 1, int(y.max()) + 1, dtype=torch.float64)
+    joint.index_put_((a, y), torch.ones(len(a), dtype=torch.float64), accumulate=True)
+    p = joint / joint.sum()
+    pa, py = p.sum(1, keepdim=True), p.sum(0, keepdim=True)
+    nz = p > 0
+    mi = (p[nz] * (p[nz] / (pa * py)[nz]).log()).sum()
+    h = lambda q: -(q[q > 0] * q[q > 0].log()).sum()
+    return float(mi / (0.5 * (h(pa) + h(py))))
+
+
+noisy = torch.where(torch.rand(len(test.labels)) < 0.3, torch.randint(0, 10, test.labels.shape), test.labels)
+assert abs(nmi_from_scratch(noisy, test.labels) - sk.nmi(noisy, test.labels)) < 1e-9
+print(f"NMI of labels with 30% noise: {sk.nmi(noisy, test.labels):.3f} "
+      f"(ARI {sk.ari(noisy, test.labels):.3f}, Hungarian acc {sk.hungarian_accuracy(noisy, test.labels):.1f}%)")
+collapsed = torch.zeros_like(test.labels)
+print("one big cluster:", {k: round(v, 3) for k, v in sk.cluster_report(collapsed, 10).items() if k != "sizes"})
+
+# %% [markdown]
+# ## 3. Baseline 1: raw pixels
+#
+# The simplest "representation" is the image itself, a 3072-dimensional vector. Cosine
+# similarity between raw pixel vectors is dominated by overall brightness, so we also
+# standardise each channel with the dataset's mean and standard deviation (which is what
+# every network sees as input).
+
+# %%
+mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in sk.DATASET_STATS[DATASET])
+std_train = ((train.images.float() / 255 - mean) / std).flatten(1)
+std_test = ((test.images.float() / 255 - mean) / std).flatten(1)
+results = {}
+results["raw pixels [0,1]"] = {"knn": sk.knn_accuracy(pixels_train, train.labels, pixels_test, test.labels)}
+results["standardised pixels"] = {
+    "knn": sk.knn_accuracy(std_train, train.labels, std_test, test.labels),
+    "linear": sk.linear_probe(std_train, train.labels, std_test, test.labels)["test_acc"],
+}
+for k, v in results.items():
+    print(k, {m: round(a, 1) for m, a in v.items()})
+
+# %% [markdown]
+# ## 4. Baseline 2: a random network
+#
+# A convolutional network with random weights is already a decent feature extractor:
+# convolutions, pooling and ReLUs build in locality and some translation invariance.
+# Any self-supervised method must beat *this*, not chance. The lab backbone is a small
+# ConvNet (4 conv-BN-ReLU blocks, 32-64-128-256 channels, global average pooling) that
+# trains at about a thousand images per second on two CPU cores.
+
+# %%
+torch.manual_seed(0)
+random_net = sk.build_backbone("convnet", dataset=DATASET).to(device)
+f_train = sk.extract_features(random_net, train.images)
+f_test = sk.extract_features(random_net, test.images)
+results["random ConvNet"] = {
+    "knn": sk.knn_accuracy(f_train, train.labels, f_test, test.labels),
+    "linear": sk.linear_probe(f_train, train.labels, f_test, test.labels)["test_acc"],
+}
+print("random ConvNet", {m: round(a, 1) for m, a in results["random ConvNet"].items()})
+
+# %% [markdown]
+# ## 5. Baseline 3: supervised training, the ceiling
+#
+# The same ConvNet trained *with* labels (cross-entropy, crop-and-flip augmentation) on
+# the lab subset, for a few epochs. It runs in the training loop the self-supervised
+# methods use (`sk.fit`), with the `supervised` method and its `lab` preset.
+
+# %%
+cfg = sk.TrainConfig(method="supervised", dataset=DATASET)
+sk.apply_preset(cfg, "lab")
+cfg.epochs = SUPERVISED_EPOCHS
+cfg.knn_every = 2
+cfg.params = sk.METHODS["supervised"].Params(num_classes=len(train.classes))
+model = sk.build_method(cfg, len(train))
+history = sk.fit(model, train.images, cfg, device, labels=train.labels,
+                 eval_data=(train.images, train.labels, test.images, test.labels))
+
+# %%
+s_train = sk.extract_features(model.backbone, train.images)
+s_test = sk.extract_features(model.backbone, test.images)
+with torch.no_grad():
+    model.eval()
+    head_acc = (model.head(s_test.to(device)).argmax(1).cpu() == test.labels).float().mean().item() * 100
+results["supervised ConvNet"] = {
+    "knn": sk.knn_accuracy(s_train, train.labels, s_test, test.labels),
+    "linear": sk.linear_probe(s_train, train.labels, s_test, test.labels)["test_acc"],
+}
+print(f"supervised classifier test accuracy: {head_acc:.1f}%")
+fig = sk.plot_curves(history, ["loss"], title="supervised training loss")
+fig = sk.plot_curves(history, ["train_acc", "knn_acc"], title="accuracy (%)")
+
+# %% [markdown]
+# ## 6. The yardstick table
+#
+# These are the numbers every later chapter compares with (measured by this notebook; the
+# README's results table quotes them).
+
+# %%
+print(f"{DATASET}, subset={SUBSET}: {len(train)} train / {len(test)} test images\n")
+print(f"{'representation':24s} {'kNN (k=200)':>12s} {'linear probe':>13s}")
+for name, r in results.items():
+    lin = f"{r['linear']:.1f}" if "linear" in r else "-"
+    print(f"{name:24s} {r['knn']:12.1f} {lin:>13s}")
+yardstick = {name: r for name, r in results.items()}
+
+# %%
+# The claims of this chapter, checked on every run.
+chance = 100 / len(train.classes)
+assert results["standardised pixels"]["knn"] > 2 * chance
+assert results["random ConvNet"]["knn"] > 2 * chance
+assert results["supervised ConvNet"]["knn"] > results["random ConvNet"]["knn"] + 10
+assert results["supervised ConvNet"]["linear"] > results["random ConvNet"]["linear"]
+
+# %% [markdown]
+# ## 7. What the features look like
+#
+# UMAP maps the 256-dimensional features of the test images to the plane. Random
+# features mix the classes; supervised features separate most of them.
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+sk.plot_umap(f_test, test.labels, title="random ConvNet", ax=axes[0])
+sk.plot_umap(s_test, test.labels, test.classes, title="supervised ConvNet", ax=axes[1])
+fig.tight_layout()
+print(f"chapter ran in {time.time() - chapter_start:.0f} s")
+
+# %% [markdown]
+# ## Summary
+#
+# * `labdata.load` gives every chapter the same tensors, offline once fetched; the lab
+#   subset is 10,000 training and 2,000 test images, class-balanced and fixed.
+# * We judge a representation by weighted kNN (k=200, τ=0.1) and a linear probe on frozen
+#   features; clusterings by NMI, ARI and Hungarian accuracy, and by the entropy of the
+#   cluster sizes, which exposes collapse.
+# * A random ConvNet is a strong baseline — self-supervised learning has to beat it, and
+#   the supervised network shows how far there is to go.
+#
+# ## Exercises
+#
+# Replace `None` with your code and run the cell: the check says whether you are right.
+#
+# **Exercise 1.** What kNN accuracy does the random ConvNet reach with a *single*
+# neighbour ($k=1$)? Use `sk.knn_accuracy` with the features `f_train`, `f_test`.
+
+# %%
+answer_1 = None
+sk.exercises.check("Exercise 1", answer_1,
+                   sk.knn_accuracy(f_train, train.labels, f_test, test.labels, k=1), rel=1e-6,
+                   hint="Pass k=1 to sk.knn_accuracy; the temperature does not matter with one neighbour.")
+
+# %% [markdown]
+# **Exercise 2.** A clustering assigns test image $i$ to cluster `i % 10`, whatever the
+# image. Compute its NMI with the true test labels. (Think first: what should it be?)
+
+# %%
+answer_2 = None
+sk.exercises.check("Exercise 2", answer_2, sk.nmi(torch.arange(len(test)) % 10, test.labels), abs_=1e-3,
+                   hint="Build the assignment with torch.arange(len(test)) % 10 and call sk.nmi.")
+
+# %% [markdown]
+# **Exercise 3.** Give the entropy (in nats) of the cluster sizes when 10,000 images fall
+# into 10 clusters of sizes 5,500, 500, 500, ..., 500. Compute it by hand or with
+# `sk.cluster_report`.
+
+# %%
+answer_3 = None
+sizes = torch.tensor([5500] + [500] * 9)
+p = sizes / sizes.sum()
+sk.exercises.check("Exercise 3", answer_3, float(-(p * p.log()).sum()), rel=1e-3,
+                   hint="H = -sum_k p_k ln p_k with p_k = size_k / 10000.")
+
+# %% [markdown]
+# **Exercise 4 (open).** Re-run the chapter with `DATASET = "cifar100"`. Which baseline
+# loses the most accuracy relative to chance, and why?

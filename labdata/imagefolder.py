@@ -1,0 +1,98 @@
+"""Image-folder sources: a tree ``<split>/<class>/<image>`` or a ``.tar``/``.tar.gz`` of one.
+
+Classes are the sorted folder names (for CIFAR-10 and CIFAR-100 that is the official label
+order). Images are ordered by (class, file name), which makes every load of the same
+source give the same order, and so the same lab subsets.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from .errors import LabDataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp"}
+
+
+def _decode(data: bytes, where: str, size: int | None) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        img = img.convert("RGB")
+    except Exception as exc:
+        raise LabDataError(f"cannot decode image {where} ({type(exc).__name__}: {exc}); the file is "
+                           "corrupt: replace it or fetch the dataset again.") from exc
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _entries_from_tar(path: Path, splits):
+    """Yield (split, class, filename, bytes) for every image member of a tar archive."""
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                parts = PurePosixPath(member.name).parts
+                parts = [p for p in parts if p not in (".", "")]
+                if len(parts) < 3 or parts[-3] not in splits:
+                    continue
+                if PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                data = tar.extractfile(member).read()
+                yield parts[-3], parts[-2], parts[-1], data
+    except (tarfile.TarError, EOFError, OSError, Exception) as exc:
+        if isinstance(exc, LabDataError):
+            raise
+        raise LabDataError(
+            f"cannot read archive {path} ({type(exc).__name__}: {exc}). The archive is truncated "
+            f"or corrupt: copy it again, or point the environment variable at an extracted folder."
+        ) from exc
+
+
+def _entries_from_dir(path: Path, splits):
+    for split in splits:
+        sdir = path / split
+        if not sdir.is_dir():
+            continue
+        for cdir in sorted(p for p in sdir.iterdir() if p.is_dir()):
+            for f in sorted(cdir.iterdir()):
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    yield split, cdir.name, f.name, f.read_bytes()
+
+
+def read_image_folder(path: str | Path, splits=("train", "test"), size: int | None = None) -> dict:
+    """Decode every image of an image-folder source.
+
+    Returns ``{split: {"images": uint8 (N,3,H,W), "labels": int64 (N,), "classes": [...]}}``
+    for each split present. ``size`` resizes images that are not ``size x size``.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise LabDataError(f"image-folder source {path} does not exist; check the path "
+                           "(a folder with train/<class>/* and test/<class>/*, or a .tar/.tar.gz of one).")
+    entries = _entries_from_dir(path, splits) if path.is_dir() else _entries_from_tar(path, splits)
+    found: dict[str, list] = {s: [] for s in splits}
+    for split, cls, fname, data in entries:
+        found[split].append((cls, fname, data))
+    if not any(found.values()):
+        raise LabDataError(f"no images found in {path} under {'/, '.join(splits)}/<class>/; "
+                           "expected train/<class>/* and test/<class>/*.")
+    classes = sorted({cls for items in found.values() for cls, _, _ in items})
+    index = {c: i for i, c in enumerate(classes)}
+    out = {}
+    for split, items in found.items():
+        if not items:
+            continue
+        items.sort(key=lambda t: (t[0], t[1]))
+        images = np.stack([_decode(d, f"{path}:{split}/{c}/{f}", size) for c, f, d in items])
+        labels = np.asarray([index[c] for c, _, _ in items], dtype=np.int64)
+        out[split] = {"images": images, "labels": labels, "classes": classes,
+                      "files": [f"{split}/{c}/{f}" for c, f, _ in items]}
+    return out

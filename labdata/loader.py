@@ -1,0 +1,212 @@
+"""``labdata.load``: one call from a dataset name to tensors.
+
+Where the images come from, in order:
+1. the environment variable of the dataset (``LABDATA_CIFAR10``, ``LABDATA_CIFAR100``,
+   ``LABDATA_SVHN``) naming an image-folder tree or a ``.tar``/``.tar.gz`` of one;
+2. the official files in the cache folder (``$LABDATA_DIR/raw`` or ``data/raw``),
+   downloaded through torchvision when missing and ``download=True``.
+Either way the decoded split is kept as a tensor file, so later loads are fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import cache, official
+from .errors import LabDataError
+from .imagefolder import read_image_folder
+from .registry import CIFAR100_COARSE_CLASSES, CIFAR100_FINE_TO_COARSE, DatasetSpec, get_spec
+from .subsets import balanced_indices, per_class_count
+
+
+@dataclass
+class LabData:
+    """A loaded split: ``images`` uint8 (N,3,H,W), ``labels`` int64 (N,), ``classes``.
+
+    Unpacks as ``images, labels, classes = labdata.load(...)``. ``indices`` are the
+    positions of the images in the full split (the record of a subset), ``source`` says
+    where they were read from. CIFAR-100 also carries ``coarse_labels``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str = ""
+    split: str = ""
+    indices: torch.Tensor | None = None
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter((self.images, self.labels, self.classes))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        return (f"LabData({self.name}/{self.split}: {len(self)} images {tuple(self.images.shape[1:])}, "
+                f"{self.num_classes} classes, source={self.source})")
+
+
+def _env_source(spec: DatasetSpec) -> Path | None:
+    value = os.environ.get(spec.env_var)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise LabDataError(f"{spec.env_var}={value} does not exist. Point it at an image-folder tree or "
+                           f".tar/.tar.gz of one, or unset it to use the official files.")
+    return path
+
+
+def _source_key(path: Path) -> str:
+    st = path.stat()
+    raw = f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}"
+    return "folder-" + hashlib.sha1(raw.encode()).hexdigest()[:10]
+
+
+def _payload(data: dict, source: str) -> dict:
+    out = {"images": torch.from_numpy(data["images"]), "labels": torch.from_numpy(data["labels"]),
+           "classes": list(data["classes"]), "source": source}
+    if "coarse_labels" in data:
+        out["coarse_labels"] = torch.from_numpy(data["coarse_labels"])
+    return out
+
+
+def _load_full(spec: DatasetSpec, split: str, download: bool) -> dict:
+    """The whole split as a payload dict, from the tensor cache when possible."""
+    env_path = _env_source(spec)
+    if env_path is not None:
+        key = _source_key(env_path)
+        cached = cache.load_split(cache.tensor_path(spec.name, split, key))
+        if cached is not None:
+            return cached
+        decoded = read_image_folder(env_path, spec.splits, size=spec.image_size)
+        if split not in decoded:
+            raise LabDataError(f"{spec.env_var}={env_path} has no {split}/ folder of images.")
+        result = None
+        for s, data in decoded.items():  # one pass decodes every split: cache them all
+            payload = _payload(data, f"{spec.env_var}={env_path}")
+            cache.save_split(cache.tensor_path(spec.name, s, key), payload)
+            if s == split:
+                result = payload
+        return result
+
+    raw = cache.raw_root()
+    cached = cache.load_split(cache.tensor_path(spec.name, split, "official"))
+    if cached is not None:
+        return cached
+    if official.missing_files(spec, raw, [split]):
+        if not download:
+            raise LabDataError(
+                f"{spec.name}/{split} is not available offline: the official files are not in "
+                f"{official.official_dir(spec, raw)}. Run `python -m labdata fetch {spec.name}` with "
+                f"internet access, or set {spec.env_var} to an image-folder copy.")
+        official.download(spec, raw, [split])
+    official.verify(spec, raw, [split])
+    payload = _payload(official.read_official(spec, raw, split), f"official:{official.official_dir(spec, raw)}")
+    cache.save_split(cache.tensor_path(spec.name, split, "official"), payload)
+    return payload
+
+
+def load(name: str, split: str = "train", subset=None, *, target: str = "fine",
+         download: bool = True, seed: int = 0) -> LabData:
+    """Load a split of ``cifar10``, ``cifar100`` or ``svhn`` as tensors.
+
+    subset: None for the whole split, a name (``"lab"``: CIFAR-10/SVHN 1000 train / 200 test
+        images per class, CIFAR-100 100 / 20; ``"mini"``: a tenth of that) or an int
+        (images per class). Subsets are class-balanced and deterministic.
+    target: for CIFAR-100, ``"fine"`` (100 classes) or ``"coarse"`` (20 superclasses).
+    download: fetch the official files through torchvision when they are missing.
+    """
+    spec = get_spec(name)
+    if split not in spec.splits:
+        raise LabDataError(f"{spec.name} has no split {split!r}; its splits are {list(spec.splits)}")
+    if target not in ("fine", "coarse") or (target == "coarse" and spec.name != "cifar100"):
+        raise LabDataError(f"target={target!r} is not available for {spec.name}: use 'fine' "
+                           "(or 'coarse' with cifar100)")
+    full = _load_full(spec, split, download)
+    images, labels, classes = full["images"], full["labels"], list(full["classes"])
+    extra = {}
+    if spec.name == "cifar100":
+        coarse = full.get("coarse_labels")
+        if coarse is None:  # image folders hold fine classes only: use the standard map
+            coarse = torch.tensor(CIFAR100_FINE_TO_COARSE, dtype=torch.int64)[labels]
+        extra["coarse_labels"] = coarse
+        extra["coarse_classes"] = list(CIFAR100_COARSE_CLASSES)
+        extra["fine_labels"] = labels
+        if target == "coarse":
+            labels, classes = coarse, list(CIFAR100_COARSE_CLASSES)
+    indices = None
+    if subset is not None:
+        indices = balanced_indices(full["labels"], per_class_count(spec, split, subset), seed)
+        images, labels = images[indices], labels[indices]
+        extra = {k: (v[indices] if torch.is_tensor(v) else v) for k, v in extra.items()}
+        record = cache.cache_root() / "subsets" / f"{spec.name}-{split}-{subset}-seed{seed}.json"
+        if not record.exists():
+            cache.save_json(record, {"dataset": spec.name, "split": split, "subset": subset,
+                                     "seed": seed, "source": full["source"],
+                                     "indices": indices.tolist()})
+    return LabData(images=images, labels=labels, classes=classes, name=spec.name, split=split,
+                   indices=indices, source=full["source"], extra=extra)
+
+
+def load_image_folder(path, split: str = "train", size: int = 32, subset=None, seed: int = 0) -> LabData:
+    """Load any image-folder tree (``<split>/<class>/*``) or tar of one, resized to ``size``."""
+    path = Path(path).expanduser()
+    decoded = read_image_folder(path, (split,), size=size)
+    data = decoded.get(split)
+    if data is None:
+        raise LabDataError(f"{path} has no {split}/ folder of images")
+    images, labels = torch.from_numpy(data["images"]), torch.from_numpy(data["labels"])
+    indices = None
+    if subset is not None:
+        indices = balanced_indices(labels, per_class_count(None, split, subset), seed)
+        images, labels = images[indices], labels[indices]
+    return LabData(images, labels, data["classes"], name=path.name, split=split,
+                   indices=indices, source=str(path))
+
+
+def available(name: str, split: str = "train") -> bool:
+    """True when ``load(name, split, download=False)`` would succeed without the network."""
+    spec = get_spec(name)
+    try:
+        if _env_source(spec) is not None:
+            return True
+    except LabDataError:
+        return False
+    if cache.tensor_path(spec.name, split, "official").is_file():
+        return True
+    return not official.missing_files(spec, cache.raw_root(), [split])
+
+
+def fetch(name: str, splits=None) -> list[LabData]:
+    """Download (or decode) every split of ``name`` into the cache, for offline use later."""
+    spec = get_spec(name)
+    return [load(spec.name, s, download=True) for s in (splits or spec.splits)]
+
+
+def info(name: str) -> dict:
+    spec = get_spec(name)
+    env = os.environ.get(spec.env_var)
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "splits": list(spec.splits),
+        "num_classes": spec.num_classes,
+        "image_size": spec.image_size,
+        "homepage": spec.homepage,
+        "source": f"{spec.env_var}={env}" if env else f"official files in {official.official_dir(spec, cache.raw_root())}",
+        "available_offline": {s: available(spec.name, s) for s in spec.splits},
+        "subsets": spec.subsets,
+        "cache": str(cache.cache_root()),
+    }

@@ -1,0 +1,43 @@
+"""Class-balanced, deterministic subsets.
+
+A subset takes the same number of images from every class: the first ``n`` of a fixed
+seeded permutation of that class's positions in the source order. The same source and
+seed always give the same indices (a whole class sees the same images); the indices are
+returned with the data and recorded in the cache folder.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import LabDataError
+from .registry import DatasetSpec
+
+
+def per_class_count(spec: DatasetSpec | None, split: str, subset) -> int:
+    """Images per class for a subset given by name ('lab', 'mini') or as an int."""
+    if isinstance(subset, bool):
+        raise LabDataError(f"subset must be a name or an int (images per class), not {subset!r}")
+    if isinstance(subset, int):
+        if subset <= 0:
+            raise LabDataError(f"subset={subset}: the number of images per class must be positive")
+        return subset
+    named = spec.subsets if spec is not None else {}
+    if subset not in named:
+        raise LabDataError(f"unknown subset {subset!r}; use one of {sorted(named)} or an int "
+                           "(images per class)")
+    return named[subset][split]
+
+
+def balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
+    """Sorted indices with ``per_class`` images of every class present in ``labels``."""
+    labels = torch.as_tensor(labels)
+    chosen = []
+    for c in torch.unique(labels).tolist():
+        pos = torch.nonzero(labels == c).flatten()
+        if len(pos) < per_class:
+            raise LabDataError(f"class {c} has only {len(pos)} images, fewer than the {per_class} "
+                               "per class the subset asks for; choose a smaller subset")
+        g = torch.Generator().manual_seed(seed * 100_003 + int(c))
+        chosen.append(pos[torch.randperm(len(pos), generator=g)[:per_class]])
+    return torch.sort(torch.cat(chosen)).values

@@ -1,0 +1,38 @@
+"""sslkit: the toolkit of the book on clustering-based self-supervised learning.
+
+Chapters use it as ``import sslkit as sk``; ``python -m sslkit.train`` runs the same code
+at full scale. Everything listed in ``__all__`` is the public API.
+"""
+
+from . import augment, dist, exercises
+from .augment import AugmentConfig, augment as augment_batch, multi_crop, to_float
+from .backbones import DATASET_STATS, Backbone, Sobel, build_backbone, extract_features
+from .config import ConfigError, TrainConfig, apply_preset, parse_overrides, presets_for, set_value
+from .device import pick_device, seed_everything, setup_notebook
+from .engine import build_method, fit, knn_monitor
+from .eval import (ari, cluster_report, cluster_sizes, clustering_metrics, embed_umap, hungarian_accuracy,
+                   hungarian_match, knn_accuracy, knn_predict, linear_probe, mutual_information, nmi,
+                   plot_cluster_grid, plot_cluster_sizes, plot_curves, plot_embedding, plot_image_grid,
+                   plot_umap)
+from .methods import METHODS, EpochContext, Method
+from .runs import RunDir, git_sha
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # set-up
+    "setup_notebook", "pick_device", "seed_everything",
+    # data on the device
+    "augment", "augment_batch", "AugmentConfig", "multi_crop", "to_float",
+    # networks
+    "build_backbone", "Backbone", "Sobel", "extract_features", "DATASET_STATS",
+    # configuration and training
+    "TrainConfig", "ConfigError", "apply_preset", "set_value", "parse_overrides", "presets_for",
+    "build_method", "fit", "knn_monitor", "METHODS", "Method", "EpochContext", "RunDir", "git_sha",
+    "dist", "exercises",
+    # evaluation
+    "knn_accuracy", "knn_predict", "linear_probe", "nmi", "ari", "mutual_information",
+    "hungarian_accuracy", "hungarian_match", "cluster_report", "cluster_sizes", "clustering_metrics",
+    "embed_umap", "plot_embedding", "plot_umap", "plot_image_grid", "plot_cluster_grid", "plot_curves",
+    "plot_cluster_sizes",
+]

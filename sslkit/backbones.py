@@ -1,0 +1,134 @@
+"""Backbones: float images in [0, 1] in, a feature vector per image out.
+
+Every backbone starts with the per-channel normalisation of its dataset and ends with a
+global pooling, so ``backbone(x)`` is (B, ``backbone.dim``) for any input resolution
+(multi-crop feeds 32x32 and 16x16 views to the same network).
+
+* ``convnet``: a small VGG-style ConvNet sized for 2-CPU labs (default widths 32-64-128-256).
+* ``resnet18``: the CIFAR ResNet-18 (3x3 stem with stride 1, no max-pool), as in
+  solo-learn, lightly and the SwAV/SimCLR CIFAR experiments.
+* ``alexnet``: AlexNet with the channel widths of the "small" configuration in the SeLa
+  code (models/alexnet.py: 64-192-384-256-256, itself from DeepCluster), with the
+  first convolution adapted to 32x32 inputs (3x3, stride 1) and batch norm, the network
+  the SeLa and DeepCluster CIFAR/SVHN experiments start from.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+# per-channel mean and std of the training sets (official arrays)
+DATASET_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+}
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class Sobel(nn.Module):
+    """DeepCluster's input layer: grayscale, then the two fixed Sobel filters (2 channels out)."""
+
+    def __init__(self):
+        super().__init__()
+        gx = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+        weight = torch.stack([gx, gx.t()]).unsqueeze(1)  # (2,1,3,3)
+        self.register_buffer("weight", weight)
+        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        gray = (x * self.luma).sum(1, keepdim=True)
+        return nn.functional.conv2d(gray, self.weight, padding=1)
+
+
+class Backbone(nn.Module):
+    """``stem`` (normalisation, optional Sobel) + ``body`` + global average pooling."""
+
+    def __init__(self, body: nn.Module, dim: int, name: str, dataset: str = "cifar10", sobel: bool = False):
+        super().__init__()
+        mean, std = DATASET_STATS.get(dataset, DATASET_STATS["cifar10"])
+        self.stem = nn.Sequential(Normalize(mean, std), *( [Sobel()] if sobel else []))
+        self.body = body
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dim = dim
+        self.name = name
+
+    def forward(self, x):
+        return self.pool(self.body(self.stem(x))).flatten(1)
+
+
+def _conv_bn(cin, cout, k=3, stride=1, pad=1):
+    return [nn.Conv2d(cin, cout, k, stride, pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def convnet(widths=(32, 64, 128, 256), in_channels: int = 3, **kw) -> Backbone:
+    layers, cin = [], in_channels
+    for i, w in enumerate(widths):
+        layers += _conv_bn(cin, w)
+        if i < len(widths) - 1:
+            layers.append(nn.MaxPool2d(2))
+        cin = w
+    return Backbone(nn.Sequential(*layers), cin, "convnet", **kw)
+
+
+def resnet18(in_channels: int = 3, **kw) -> Backbone:
+    from torchvision.models import resnet18 as tv_resnet18
+
+    net = tv_resnet18(weights=None)
+    net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+    body = nn.Sequential(net.conv1, net.bn1, net.relu, net.layer1, net.layer2, net.layer3, net.layer4)
+    return Backbone(body, 512, "resnet18", **kw)
+
+
+def alexnet(in_channels: int = 3, **kw) -> Backbone:
+    cfg = [(64, 3, 1, 1), "M", (192, 3, 1, 1), "M", (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1), "M"]
+    layers, cin = [], in_channels
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += _conv_bn(cin, v[0], v[1], v[2], v[3])
+            cin = v[0]
+    return Backbone(nn.Sequential(*layers), cin, "alexnet", **kw)
+
+
+BACKBONES = {"convnet": convnet, "resnet18": resnet18, "alexnet": alexnet}
+
+
+def build_backbone(name: str, dataset: str = "cifar10", sobel: bool = False, **kw) -> Backbone:
+    """A backbone by name (``convnet``, ``resnet18``, ``alexnet``); ``sobel`` adds DeepCluster's Sobel input."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[name](in_channels=2 if sobel else 3, dataset=dataset, sobel=sobel, **kw)
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 512,
+                     device=None, normalize: bool = False) -> torch.Tensor:
+    """Features of ``images`` (uint8 or float, any device) in eval mode, in batches.
+
+    Returns a float32 tensor on ``device`` (default: the model's device); ``normalize``
+    L2-normalises each row.
+    """
+    if device is None:
+        device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(device, non_blocking=True)
+        x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+        out.append(model(x).float())
+    model.train(was_training)
+    feats = torch.cat(out)
+    return nn.functional.normalize(feats, dim=1) if normalize else feats

@@ -1,0 +1,150 @@
+"""Run configuration: one dataclass, named presets, typed ``--key=value`` overrides.
+
+``TrainConfig`` holds what every method shares (data, backbone, optimiser, schedule);
+each method adds its own dataclass of hyper-parameters under ``cfg.params``, addressed
+as ``--params.KEY=VALUE`` (or just ``--KEY=VALUE`` when no shared field has that name).
+Presets are dictionaries registered per method, each naming the source of its recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A bad preset or override; the message says which key and what is allowed."""
+
+
+@dataclass
+class TrainConfig:
+    method: str = "supervised"
+    dataset: str = "cifar10"  # cifar10 | cifar100 | svhn
+    subset: str = "lab"  # lab | mini | full | an int (images per class)
+    backbone: str = "convnet"  # convnet | resnet18 | alexnet
+    epochs: int = 10
+    batch_size: int = 256
+    optimizer: str = "sgd"  # sgd | adamw | lars-free sgd is the default everywhere here
+    lr: float = 0.05  # for batch 256; scaled linearly with batch_size / 256
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 0
+    schedule: str = "cosine"  # cosine | constant | step
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast on GPU)
+    knn_every: int = 1  # epochs between kNN monitors (0: off)
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    output_dir: str = ""  # empty: do not write a run directory
+    params: typing.Any = None  # the method's own dataclass
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _convert(value: str, tp, key: str):
+    """Parse the string ``value`` into type ``tp`` (int, float, bool, str, tuples, Optional)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value.lower() in ("none", "null", ""):
+            return None
+        return _convert(value, args[0], key)
+    if origin is tuple:
+        inner = typing.get_args(tp)[0] if typing.get_args(tp) else float
+        parts = [p for p in value.strip("()[] ").split(",") if p.strip()]
+        return tuple(_convert(p.strip(), inner, key) for p in parts)
+    try:
+        if tp is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if tp is int:
+            return int(value)
+        if tp is float:
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"--{key}={value}: expected a value of type {tp.__name__}") from None
+    return value
+
+
+def _fields(obj) -> dict:
+    hints = typing.get_type_hints(type(obj))
+    return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
+
+
+def set_value(cfg: TrainConfig, key: str, value) -> None:
+    """Set ``key`` (``name`` or ``params.name``) on ``cfg``, converting strings to the field's type."""
+    target, name = cfg, key
+    if key.startswith("params."):
+        target, name = cfg.params, key.split(".", 1)[1]
+    elif key not in _fields(cfg) and cfg.params is not None and key in _fields(cfg.params):
+        target = cfg.params
+    if target is None or not dataclasses.is_dataclass(target):
+        raise ConfigError(f"--{key}: method {cfg.method!r} has no parameters")
+    fields = _fields(target)
+    if name not in fields or name == "params":
+        known = sorted(set(_fields(cfg)) - {"params"}) + (sorted(f"params.{k}" for k in _fields(cfg.params))
+                                                         if cfg.params is not None else [])
+        close = difflib.get_close_matches(key, known, n=3)
+        hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
+        raise ConfigError(f"unknown option --{key} for method {cfg.method!r}.{hint} "
+                          f"`python -m sslkit.train --method={cfg.method} --help` lists them all.")
+    tp = fields[name]
+    if isinstance(value, str) and tp is not str:
+        value = _convert(value, tp, key)
+    setattr(target, name, value)
+
+
+def parse_overrides(args: list[str]) -> dict:
+    """``["--lr=0.1", "--params.epsilon=0.05"]`` -> ``{"lr": "0.1", "params.epsilon": "0.05"}``."""
+    out = {}
+    for arg in args:
+        if not arg.startswith("--") or "=" not in arg:
+            raise ConfigError(f"cannot read {arg!r}: options are written --key=value")
+        key, value = arg[2:].split("=", 1)
+        out[key.replace("-", "_")] = value
+    return out
+
+
+@dataclass
+class Preset:
+    method: str
+    name: str
+    values: dict
+    source: str  # where the recipe comes from (paper, table, official code)
+    description: str = ""
+
+
+PRESETS: dict[tuple[str, str], Preset] = {}
+
+
+def register_preset(method: str, name: str, source: str, description: str = "", **values) -> Preset:
+    preset = Preset(method, name, values, source, description)
+    PRESETS[(method, name)] = preset
+    return preset
+
+
+def presets_for(method: str) -> list[Preset]:
+    return [p for (m, _), p in sorted(PRESETS.items()) if m == method]
+
+
+def apply_preset(cfg: TrainConfig, name: str) -> TrainConfig:
+    preset = PRESETS.get((cfg.method, name))
+    if preset is None:
+        others = [m for (m, n) in PRESETS if n == name]
+        where = f" (it exists for {', '.join(sorted(others))})" if others else ""
+        names = ", ".join(p.name for p in presets_for(cfg.method)) or "none"
+        raise ConfigError(f"no preset {name!r} for method {cfg.method!r}{where}; its presets: {names}")
+    for key, value in preset.values.items():
+        set_value(cfg, key, value)
+    return cfg

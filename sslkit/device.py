@@ -1,0 +1,57 @@
+"""Device choice, seeding and notebook set-up. The device is always a parameter."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """``prefer`` if given (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``), else CUDA, then MPS, then CPU.
+
+    The environment variable ``SSLKIT_DEVICE`` overrides the automatic choice.
+    """
+    prefer = prefer or os.environ.get("SSLKIT_DEVICE")
+    if prefer:
+        dev = torch.device(prefer)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {prefer!r} was asked for but CUDA is not available; "
+                               "use device='cpu' or leave it unset to choose automatically")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def setup_notebook(seed: int = 0, device: str | None = None, threads: int | None = None,
+                   quiet: bool = False) -> torch.device:
+    """One call at the top of every chapter: seed, choose the device, set plotting defaults.
+
+    Returns the device the chapter should put its data and models on.
+    """
+    seed_everything(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    dev = pick_device(device)
+    try:
+        import matplotlib
+
+        matplotlib.rcParams.update({"figure.dpi": 72, "figure.figsize": (6, 3.5),
+                                    "axes.grid": True, "grid.alpha": 0.3})
+    except ImportError:  # plotting is optional for scripts
+        pass
+    if not quiet:
+        print(f"sslkit: device={dev}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, seed={seed}")
+    return dev

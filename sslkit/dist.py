@@ -1,0 +1,54 @@
+"""Reductions that span processes under ``torch.distributed`` and do nothing without it.
+
+Every core algorithm (Sinkhorn, k-means, the memory bank) reduces through these helpers,
+so the same function runs on one CPU process and, unchanged, across many GPUs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def is_main_process() -> bool:
+    return rank() == 0
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum of ``t`` over all processes (in place and returned); ``t`` itself alone."""
+    if is_distributed():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def all_reduce_max(t: torch.Tensor) -> torch.Tensor:
+    if is_distributed():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t
+
+
+def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``t`` from every process along dim 0 (equal sizes); ``t`` alone otherwise."""
+    if not is_distributed():
+        return t
+    parts = [torch.empty_like(t) for _ in range(world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts)
+
+
+def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
+    if is_distributed():
+        dist.broadcast(t, src)
+    return t

@@ -1,0 +1,156 @@
+"""The one training loop every method runs in (chapters and ``python -m sslkit.train``).
+
+The whole training set sits on the device as a uint8 tensor; each step slices a batch of
+indices out of it and hands it to the method, which augments on the device. There is no
+DataLoader and no per-image Python work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import torch
+
+from .backbones import build_backbone, extract_features
+from .config import TrainConfig
+from .device import pick_device, seed_everything
+from .eval.knn import knn_accuracy
+from .methods import METHODS
+from .methods.base import EpochContext, Method
+from .runs import RunDir
+
+
+def resolve_device(cfg: TrainConfig) -> torch.device:
+    return pick_device(None if cfg.device == "auto" else cfg.device)
+
+
+def build_method(cfg: TrainConfig, num_samples: int) -> Method:
+    """The method named by ``cfg.method`` with a fresh backbone ``cfg.backbone``."""
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}; choose one of {sorted(METHODS)}")
+    cls = METHODS[cfg.method]
+    if cfg.params is None:
+        cfg.params = cls.Params()
+    sobel = bool(getattr(cfg.params, "sobel", False))
+    backbone = build_backbone(cfg.backbone, dataset=cfg.dataset, sobel=sobel)
+    return cls(backbone, cfg.params, num_samples)
+
+
+def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Learning rate at ``step``: linear warm-up, then cosine (or constant / step decay)."""
+    base = cfg.lr * cfg.batch_size / 256
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warm = cfg.warmup_epochs * steps_per_epoch
+    if step < warm:
+        return base * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    if cfg.schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * progress))
+    if cfg.schedule == "step":
+        return base * (0.1 ** int(progress * 3))
+    return base
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    if cfg.precision == "fp32" or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def knn_monitor(method: Method, train_images, train_labels, test_images, test_labels, cfg: TrainConfig) -> float:
+    """kNN accuracy (%) of the method's features: training images as the bank, test images as queries."""
+    ftr = extract_features(method.backbone, train_images)
+    fte = extract_features(method.backbone, test_images)
+    return knn_accuracy(ftr, train_labels, fte, test_labels, k=cfg.knn_k, temperature=cfg.knn_temperature)
+
+
+def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.device | None = None,
+        labels: torch.Tensor | None = None, eval_data=None, run: RunDir | None = None,
+        log=print) -> list[dict]:
+    """Train ``method`` on ``images`` (uint8, N x 3 x H x W) for ``cfg.epochs`` epochs.
+
+    labels: only for methods with ``uses_labels`` (the supervised baseline).
+    eval_data: ``(train_images, train_labels, test_images, test_labels)`` for the kNN monitor
+        every ``cfg.knn_every`` epochs; labels are used for evaluation only.
+    Returns the per-epoch metrics (also appended to ``run``'s metrics.jsonl when given).
+    """
+    device = device or resolve_device(cfg)
+    seed_everything(cfg.seed)
+    method.to(device)
+    images = images.to(device)
+    if method.uses_labels:
+        if labels is None:
+            raise ValueError(f"method {method.name!r} needs labels")
+        labels = labels.to(device)
+    n = len(images)
+    if cfg.batch_size > n:
+        raise ValueError(f"batch_size={cfg.batch_size} is larger than the {n} training images; lower it")
+    steps_per_epoch = n // cfg.batch_size  # drop the last incomplete batch
+    opt = make_optimizer(cfg, [p for p in method.parameters() if p.requires_grad])
+    scaler = torch.amp.GradScaler("cuda") if (cfg.precision == "fp16" and device.type == "cuda") else None
+    ctx = EpochContext(images=images, epoch=0, device=device, cfg=cfg, num_samples=n)
+    history = []
+    if run is not None:
+        run.write_config(cfg.to_dict())
+    t_start = time.time()
+    for epoch in range(cfg.epochs):
+        ctx.epoch = epoch
+        t0 = time.time()
+        method.train()
+        record = {"epoch": epoch + 1}
+        record.update(method.on_epoch_start(ctx) or {})
+        order = method.sample_order(ctx)
+        losses = []
+        step_logs: dict[str, list] = {}
+        for s in range(steps_per_epoch):
+            idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, ctx.step, steps_per_epoch)
+            with _autocast(cfg, device):
+                loss, logs = method.training_step(images[idx], idx, labels[idx] if method.uses_labels else None)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {s}; "
+                                         "lower the learning rate or use precision=fp32")
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            ctx.step += 1
+            method.on_step_end(ctx)
+            losses.append(loss.item())
+            for k, v in (logs or {}).items():
+                step_logs.setdefault(k, []).append(float(v))
+        dt = time.time() - t0
+        record.update({"loss": sum(losses) / max(1, len(losses)), "lr": opt.param_groups[0]["lr"],
+                       "images_per_s": steps_per_epoch * cfg.batch_size / dt, "epoch_time_s": dt})
+        record.update({k: sum(v) / len(v) for k, v in step_logs.items()})
+        if eval_data is not None and cfg.knn_every and ((epoch + 1) % cfg.knn_every == 0 or epoch + 1 == cfg.epochs):
+            record["knn_acc"] = knn_monitor(method, *eval_data, cfg)
+        history.append(record)
+        if run is not None:
+            run.log(record)
+            run.save_checkpoint({"model": method.state_dict(), "optimizer": opt.state_dict(),
+                                 "epoch": epoch + 1, "step": ctx.step, "config": cfg.to_dict()})
+        if log is not None:
+            eta = (time.time() - t_start) / (epoch + 1) * (cfg.epochs - epoch - 1)
+            extra = "".join(f" {k}={v:.2f}" for k, v in record.items()
+                            if k not in ("epoch", "loss", "lr", "images_per_s", "epoch_time_s")
+                            and isinstance(v, float))
+            log(f"epoch {epoch + 1}/{cfg.epochs} loss={record['loss']:.4f}{extra} "
+                f"({record['images_per_s']:.0f} img/s, ETA {eta:.0f}s)")
+    return history

@@ -1,0 +1,62 @@
+"""The interface every method implements, so one training loop runs them all.
+
+A method is an ``nn.Module`` that owns its backbone and heads. The loop calls
+
+* ``on_epoch_start(ctx)``: offline work before an epoch (DeepCluster's k-means, SeLa's
+  Sinkhorn relabelling); may return metrics to log;
+* ``sample_order(epoch, ctx)``: the order of training indices for the epoch (default: a
+  random permutation; DeepCluster draws uniformly over clusters);
+* ``training_step(images, indices, labels)``: one mini-batch of uint8 images on the
+  device; returns the loss and a dict of numbers to log. Self-supervised methods never
+  read ``labels`` (they are passed for the supervised baseline only);
+* ``on_step_end(step, ctx)``: work after the optimiser step (prototype normalisation,
+  memory-bank update).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class EpochContext:
+    """What the loop shares with a method: the training images (uint8, on the device),
+    the epoch, the device, the config, and a place for the method's per-run state."""
+
+    images: torch.Tensor
+    epoch: int
+    device: torch.device
+    cfg: object
+    num_samples: int
+    step: int = 0
+    state: dict = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    name = "base"
+    uses_labels = False
+
+    def __init__(self, backbone: nn.Module, params, num_samples: int):
+        super().__init__()
+        self.backbone = backbone
+        self.params = params
+        self.num_samples = num_samples
+
+    def on_epoch_start(self, ctx: EpochContext) -> dict:
+        return {}
+
+    def sample_order(self, ctx: EpochContext) -> torch.Tensor:
+        return torch.randperm(ctx.num_samples, device=ctx.device)
+
+    def training_step(self, images: torch.Tensor, indices: torch.Tensor, labels: torch.Tensor | None):
+        raise NotImplementedError
+
+    def on_step_end(self, ctx: EpochContext) -> None:
+        pass
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The representation that evaluation uses (backbone output)."""
+        return self.backbone(x)

@@ -1,0 +1,69 @@
+"""A run's output directory: config, git SHA, metrics (JSON lines) and checkpoints.
+
+Checkpoints are written to a temporary file and renamed, so a run killed at any moment
+never leaves a truncated checkpoint in place of a valid one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def git_sha(cwd: str | Path | None = None) -> str:
+    """The current commit of the repository holding sslkit (``unknown`` outside git)."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class RunDir:
+    """Write a run's record into ``path``: ``config.json``, ``git_sha.txt``, ``metrics.jsonl``,
+    ``checkpoints/last.pt`` (and ``best.pt``)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def write_config(self, config_dict: dict) -> None:
+        (self.path / "config.json").write_text(json.dumps(config_dict, indent=2, sort_keys=True, default=str))
+        (self.path / "git_sha.txt").write_text(git_sha() + "\n")
+
+    def log(self, metrics: dict) -> None:
+        record = {"time": round(time.time(), 3), **metrics}
+        with open(self.path / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+
+    def save_checkpoint(self, state: dict, name: str = "last") -> Path:
+        path = self.path / "checkpoints" / f"{name}.pt"
+        atomic_save(state, path)
+        return path
+
+    def read_metrics(self) -> list[dict]:
+        f = self.path / "metrics.jsonl"
+        return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []

@@ -1,0 +1,92 @@
+import math
+
+import pytest
+import torch
+
+import sslkit as sk
+
+
+def test_nmi_closed_forms():
+    assert sk.nmi([0, 0, 1, 1], [5, 5, 9, 9]) == pytest.approx(1.0)  # same partition, other names
+    assert sk.nmi([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(0.0, abs=1e-12)  # independent
+    # hand computation: MI = (2/3) ln 2, H(a) = ln 2, H(b) = ln 3, arithmetic normalisation
+    expected = (2 / 3 * math.log(2)) / (0.5 * (math.log(2) + math.log(3)))
+    assert sk.nmi([0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2]) == pytest.approx(expected, rel=1e-12)
+    assert sk.mutual_information([0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2]) == pytest.approx(2 / 3 * math.log(2))
+
+
+def test_ari_closed_forms():
+    assert sk.ari([0, 0, 1, 1, 2], [2, 2, 0, 0, 1]) == pytest.approx(1.0)
+    # all pairs split: sum_ij = 0, sum_a = sum_b = 2, C(4,2) = 6 -> (0 - 2/3) / (2 - 2/3)
+    assert sk.ari([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(-0.5)
+
+
+def test_hungarian_accuracy_on_permutations():
+    g = torch.Generator().manual_seed(0)
+    true = torch.randint(0, 7, (500,), generator=g)
+    perm = torch.randperm(7, generator=g)
+    assert sk.hungarian_accuracy(perm[true], true) == pytest.approx(100.0)
+    mapping = sk.hungarian_match(perm[true], true)
+    assert all(perm[c] == k for c, k in ((c, k) for k, c in mapping.items()))
+    # corrupt 50 labels to a wrong class: accuracy is exactly 90 %
+    pred = perm[true].clone()
+    pred[:50] = perm[(true[:50] + 1) % 7]
+    assert sk.hungarian_accuracy(pred, true) == pytest.approx(90.0)
+
+
+def test_hungarian_with_more_clusters_than_classes():
+    # 3 clusters, 2 classes: one cluster stays unmatched and counts as wrong
+    assert sk.hungarian_accuracy([0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 1, 1]) == pytest.approx(100 * 4 / 6)
+
+
+def test_cluster_report_detects_collapse():
+    rep = sk.cluster_report(torch.zeros(100, dtype=torch.long), 10)
+    assert rep["entropy"] == 0 and rep["effective_clusters"] == 1 and rep["largest_fraction"] == 1
+    assert rep["used_clusters"] == 1
+    uniform = sk.cluster_report(torch.arange(100) % 10, 10)
+    assert uniform["normalized_entropy"] == pytest.approx(1.0)
+    assert uniform["effective_clusters"] == pytest.approx(10.0)
+    assert uniform["sizes"] == [10] * 10
+
+
+def _knn_reference(train, ytr, test, k, t, c):
+    """Loop-by-loop weighted kNN, the textbook definition."""
+    train = train / train.norm(dim=1, keepdim=True)
+    out = []
+    for q in test:
+        q = q / q.norm()
+        sims = [(float(q @ x), int(y)) for x, y in zip(train, ytr)]
+        sims.sort(key=lambda s: -s[0])
+        votes = [0.0] * c
+        for s, y in sims[:k]:
+            votes[y] += math.exp(s / t)
+        out.append(max(range(c), key=lambda i: votes[i]))
+    return torch.tensor(out)
+
+
+def test_knn_matches_brute_force_reference():
+    g = torch.Generator().manual_seed(1)
+    train, test = torch.randn(120, 8, generator=g), torch.randn(30, 8, generator=g)
+    ytr = torch.randint(0, 4, (120,), generator=g)
+    for k in (1, 5, 50):
+        pred = sk.knn_predict(train, ytr, test, k=k, temperature=0.1, num_classes=4, chunk_size=7)
+        assert torch.equal(pred, _knn_reference(train, ytr, test, k, 0.1, 4))
+
+
+def test_knn_accuracy_on_separated_clusters():
+    centres = torch.eye(4) * 10
+    y = torch.arange(200) % 4
+    x = centres[y] + torch.randn(200, 4) * 0.5
+    assert sk.knn_accuracy(x[:150], y[:150], x[150:], y[150:], k=20) == pytest.approx(100.0)
+
+
+def test_linear_probe_separates_linearly_separable_data():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(16, 3, generator=g)
+    x = torch.randn(600, 16, generator=g)
+    y = (x @ w).argmax(1)
+    res = sk.linear_probe(x[:500], y[:500], x[500:], y[500:])
+    assert res["train_acc"] > 97 and res["test_acc"] > 93
+    # random labels cannot be predicted on held-out data
+    yr = torch.randint(0, 3, (600,), generator=g)
+    assert sk.linear_probe(x[:500], yr[:500], x[500:], yr[500:])["test_acc"] < 55
