@@ -1,0 +1,169 @@
+"""Sinkhorn-Knopp against references: textbook scaling in float64, the exact LP, SwAV's loop."""
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import sslkit as sk
+from sslkit.transport import balanced_rounding, exact_transport, sela_labels, sinkhorn, swav_codes
+
+
+def _scores(n=60, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.log_softmax(torch.randn(n, k, generator=g) * 2, dim=1)
+
+
+def _textbook_sinkhorn(P, lam, r, c, iters=5000):
+    """diag(a) P^lam diag(b) by alternating scaling, float64 NumPy (columns, then rows)."""
+    K = np.asarray(P, dtype=np.float64) ** lam
+    a, b = np.ones(K.shape[0]), np.ones(K.shape[1])
+    for _ in range(iters):
+        b = c / (K.T @ a)
+        a = r / (K @ b)
+    return a[:, None] * K * b[None, :]
+
+
+def test_marginals_and_textbook_reference():
+    S = _scores()
+    n, k = S.shape
+    res = sinkhorn(S, lam=3.0, tol=1e-9, max_iters=5000)
+    assert res.converged and res.marginal_error < 1e-6
+    assert torch.allclose(res.plan.sum(1), torch.full((n,), 1 / n), atol=1e-7)
+    assert torch.allclose(res.plan.sum(0), torch.full((k,), 1 / k), atol=1e-6)
+    ref = _textbook_sinkhorn(S.exp().numpy(), 3.0, np.full(n, 1 / n), np.full(k, 1 / k))
+    assert np.allclose(res.plan.double().numpy(), ref, atol=1e-7)
+
+
+def test_arbitrary_marginals():
+    S = _scores(40, 4, seed=1)
+    r = torch.rand(40) + 0.5
+    r = r / r.sum()
+    c = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    res = sinkhorn(S, lam=2.0, r=r, c=c, tol=1e-9, max_iters=5000)
+    assert torch.allclose(res.plan.sum(1), r, atol=1e-7)
+    assert torch.allclose(res.plan.sum(0), c, atol=1e-6)
+    ref = _textbook_sinkhorn(S.exp().numpy(), 2.0, r.double().numpy(), c.double().numpy())
+    assert np.allclose(res.plan.double().numpy(), ref, atol=1e-7)
+    with pytest.raises(ValueError, match="equal mass"):
+        sinkhorn(S, 2.0, r=r, c=c * 2)
+
+
+def test_cost_approaches_exact_lp_as_lambda_grows():
+    S = _scores(30, 3, seed=2)
+    plan_lp, cost_lp = exact_transport(-S)
+    assert torch.allclose(plan_lp.sum(1), torch.full((30,), 1 / 30, dtype=torch.float64), atol=1e-9)
+    gaps = []
+    for lam in (1, 5, 25, 100):
+        res = sinkhorn(S, lam, tol=1e-7, max_iters=20000)
+        gaps.append(float((res.plan.double() * -S.double()).sum()) - cost_lp)
+    assert all(g >= -1e-6 for g in gaps)  # the LP is a lower bound
+    assert all(a > b for a, b in zip(gaps, gaps[1:]))  # monotone approach
+    assert gaps[-1] < 2e-3
+
+
+def test_lp_solution_is_a_vertex_and_rounding_recovers_it():
+    S = _scores(30, 3, seed=3)
+    plan_lp, _ = exact_transport(-S)
+    # with N divisible by K the LP optimum is a 0/1 assignment (scaled by 1/N)
+    assert torch.allclose(plan_lp * 30, (plan_lp * 30).round(), atol=1e-7)
+    labels = balanced_rounding(sinkhorn(S, 200.0, tol=1e-8, max_iters=20000).plan)
+    assert torch.equal(labels, plan_lp.argmax(1))
+
+
+def test_hard_labels_exactly_equipartitioned():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(1000, 10, generator=g)
+    logits[:, 0] += 5  # the network prefers cluster 0 for everyone
+    assert torch.bincount(logits.argmax(1), minlength=10).max() > 900  # greedy argmax collapses
+    labels, res = sela_labels(torch.log_softmax(logits, 1), lam=10.0, exact=True)
+    assert torch.bincount(labels, minlength=10).tolist() == [100] * 10
+    uneven = balanced_rounding(torch.rand(103, 10, generator=g))
+    assert sorted(torch.bincount(uneven, minlength=10).tolist()) == [10] * 7 + [11] * 3
+
+
+def test_sela_and_swav_forms_are_one_algorithm():
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(50, 6, generator=g)
+    lam = 4.0
+    # SeLa: Q = diag(a) P^lam diag(b) with P = softmax(logits), in float64 NumPy
+    P = torch.softmax(logits.double(), 1).numpy()
+    q_sela = _textbook_sinkhorn(P, lam, np.full(50, 1 / 50), np.full(6, 1 / 6))
+    # SwAV: exp(scores / eps) with eps = 1 / lam, on the raw scores (no softmax)
+    q_swav = sinkhorn(logits, lam, tol=1e-10, max_iters=5000).plan
+    assert np.allclose(q_swav.double().numpy(), q_sela, atol=1e-7)
+
+
+def _official_swav_loop(out, eps, iters):
+    """SwAV's published procedure, transcribed: K x B matrix, prototypes then samples."""
+    Q = torch.exp(out.double() / eps).t()
+    B, K = Q.shape[1], Q.shape[0]
+    Q /= Q.sum()
+    for _ in range(iters):
+        Q /= Q.sum(dim=1, keepdim=True)
+        Q /= K
+        Q /= Q.sum(dim=0, keepdim=True)
+        Q /= B
+    Q *= B
+    return Q.t()
+
+
+def test_swav_codes_match_the_published_loop():
+    g = torch.Generator().manual_seed(5)
+    z = torch.nn.functional.normalize(torch.randn(32, 16, generator=g), dim=1)
+    protos = torch.nn.functional.normalize(torch.randn(20, 16, generator=g), dim=1)
+    out = z @ protos.T
+    codes = swav_codes(out, epsilon=0.05, iterations=3)
+    assert torch.allclose(codes.double(), _official_swav_loop(out, 0.05, 3), atol=1e-5)
+    assert torch.allclose(codes.sum(1), torch.ones(32), atol=1e-5)
+
+
+def test_half_precision_and_huge_lambda_give_no_nan():
+    S = _scores(200, 8, seed=6)
+    for dtype in (torch.float16, torch.bfloat16):
+        res = sinkhorn(S.to(dtype), lam=1000.0, max_iters=200, tol=1e-4)
+        assert torch.isfinite(res.plan).all() and res.plan.dtype == torch.float32
+        assert torch.allclose(res.plan.sum(1), torch.full((200,), 1 / 200), atol=1e-6)
+    # naive scaling would overflow: exp(1000 * 5) is inf in float32
+    res = sinkhorn(torch.randn(100, 4) * 5, lam=1000.0, max_iters=500, tol=1e-5)
+    assert torch.isfinite(res.plan).all()
+
+
+def test_reports_iterations_and_error():
+    S = _scores()
+    few = sinkhorn(S, 10.0, max_iters=2, tol=0.0)
+    assert few.iterations == 2 and not few.converged and few.marginal_error > 0
+    many = sinkhorn(S, 10.0, max_iters=10000, tol=1e-6)
+    assert many.converged and many.iterations < 10000 and many.marginal_error < 1e-6
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank, world, port, scores, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        part = scores.chunk(world)[rank]
+        res = sinkhorn(part, 5.0, max_iters=50, tol=1e-8)
+        out[rank] = (res.plan, res.iterations, res.marginal_error)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_equals_single_process():
+    scores = _scores(64, 6, seed=7)
+    single = sinkhorn(scores, 5.0, max_iters=50, tol=1e-8)
+    manager = mp.Manager()
+    out = manager.dict()
+    mp.spawn(_worker, args=(2, _free_port(), scores, out), nprocs=2, join=True)
+    plan = torch.cat([out[0][0], out[1][0]])
+    assert torch.allclose(plan, single.plan, atol=1e-7)
+    assert out[0][1] == out[1][1] == single.iterations
