@@ -16,6 +16,8 @@ from .eval import (ari, cluster_report, cluster_sizes, clustering_metrics, embed
                    plot_umap)
 from .methods import METHODS, EpochContext, Method
 from .runs import RunDir, git_sha
+from .transport import (SinkhornResult, balanced_rounding, cluster_capacities, exact_transport, sela_labels,
+                        sinkhorn, swav_codes)
 
 __version__ = "0.1.0"
 
@@ -30,6 +32,9 @@ __all__ = [
     "TrainConfig", "ConfigError", "apply_preset", "set_value", "parse_overrides", "presets_for",
     "build_method", "fit", "knn_monitor", "METHODS", "Method", "EpochContext", "RunDir", "git_sha",
     "dist", "exercises",
+    # optimal transport
+    "sinkhorn", "SinkhornResult", "swav_codes", "sela_labels", "balanced_rounding", "cluster_capacities",
+    "exact_transport",
     # evaluation
     "knn_accuracy", "knn_predict", "linear_probe", "nmi", "ari", "mutual_information",
     "hungarian_accuracy", "hungarian_match", "cluster_report", "cluster_sizes", "clustering_metrics",

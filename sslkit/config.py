@@ -85,6 +85,11 @@ def _fields(obj) -> dict:
 def set_value(cfg: TrainConfig, key: str, value) -> None:
     """Set ``key`` (``name`` or ``params.name``) on ``cfg``, converting strings to the field's type."""
     target, name = cfg, key
+    if cfg.params is None and cfg.method:
+        from .methods import METHODS  # late: methods register their presets through this module
+
+        if cfg.method in METHODS:
+            cfg.params = METHODS[cfg.method].Params()
     if key.startswith("params."):
         target, name = cfg.params, key.split(".", 1)[1]
     elif key not in _fields(cfg) and cfg.params is not None and key in _fields(cfg.params):

@@ -111,6 +111,7 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
         record = {"epoch": epoch + 1}
         record.update(method.on_epoch_start(ctx) or {})
         order = method.sample_order(ctx)
+        t_train = time.time()
         losses = []
         step_logs: dict[str, list] = {}
         for s in range(steps_per_epoch):
@@ -137,7 +138,8 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
                 step_logs.setdefault(k, []).append(float(v))
         dt = time.time() - t0
         record.update({"loss": sum(losses) / max(1, len(losses)), "lr": opt.param_groups[0]["lr"],
-                       "images_per_s": steps_per_epoch * cfg.batch_size / dt, "epoch_time_s": dt})
+                       "images_per_s": steps_per_epoch * cfg.batch_size / (time.time() - t_train),
+                       "epoch_time_s": dt})
         record.update({k: sum(v) / len(v) for k, v in step_logs.items()})
         if eval_data is not None and cfg.knn_every and ((epoch + 1) % cfg.knn_every == 0 or epoch + 1 == cfg.epochs):
             record["knn_acc"] = knn_monitor(method, *eval_data, cfg)

@@ -17,8 +17,11 @@ Notation (samples are rows, clusters are columns):
   is ``M = -S`` (SeLa: ``M = -log P``) and ``reg = 1/lambda``; the kernel is ``exp(-M/reg)``.
   ``sinkhorn(S, lam, r, c).plan`` equals ``ot.sinkhorn(r, c, -S, 1/lam)``.
 
-The iterations run in the log domain (scalings ``log a``, ``log b`` and log-sum-exp), so
-no ``lambda`` overflows; half-precision input is computed in float32. Under
+The iterations scale a kernel whose rows are shifted to a maximum of one, absorbing the
+scalings into the shifts whenever they pass e^30 (Schmitzer's stabilisation): two
+matrix-vector products per iteration. Should a row or a column underflow entirely (huge
+``lambda``), they continue in the log domain (log-sum-exp), so no ``lambda`` overflows or
+yields NaN; half-precision input is computed in float32. Under
 ``torch.distributed`` each process holds some rows (samples) and the column sums are
 all-reduced, which gives the same plan as one process holding all rows.
 """
@@ -59,6 +62,26 @@ def _dist_logsumexp_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.log(s) + m
 
 
+def _any_everywhere(flag: torch.Tensor) -> bool:
+    """True when ``flag`` is true on any process (so every process takes the same branch)."""
+    return bool(dist.all_reduce_max(flag.float().reshape(1)).item())
+
+
+def _sinkhorn_log(log_k, log_r, log_c, u, v, max_iters, tol, min_iters):
+    """Sinkhorn in the log domain (log-sum-exp throughout): slower, but nothing can overflow."""
+    err, done = float("inf"), 0
+    for it in range(max_iters + 1):
+        lse_cols = _dist_logsumexp_rows(log_k + u[:, None])
+        if it > 0 or max_iters == 0:
+            err = (torch.exp(v + lse_cols) - log_c.exp()).abs().sum().item()
+            if it == max_iters or (err < tol and it >= min_iters):
+                break
+        v = log_c - lse_cols  # clusters get their mass ...
+        u = log_r - torch.logsumexp(log_k + v[None, :], dim=1)  # ... then samples (rows exact)
+        done = it + 1
+    return u, v, done, err
+
+
 @torch.no_grad()
 def sinkhorn(scores: torch.Tensor, lam: float, r: torch.Tensor | None = None, c: torch.Tensor | None = None,
              max_iters: int = 1000, tol: float = 1e-6, min_iters: int = 0) -> SinkhornResult:
@@ -84,19 +107,45 @@ def sinkhorn(scores: torch.Tensor, lam: float, r: torch.Tensor | None = None, c:
     mass_r = dist.all_reduce_sum(log_r.exp().sum()).item()
     if abs(mass_r - log_c.exp().sum().item()) > 1e-4 * max(1.0, mass_r):
         raise ValueError(f"marginals must have equal mass: sum(r)={mass_r:.6g}, sum(c)={log_c.exp().sum().item():.6g}")
-    u = torch.zeros(n, device=dev)
-    v = torch.zeros(k, device=dev)
-    err, done = float("inf"), 0
-    for it in range(max_iters + 1):
-        lse_cols = _dist_logsumexp_rows(log_k + u[:, None])
-        if it > 0:  # column sums of the current plan are exp(v + lse_cols): the check is free
-            err = (torch.exp(v + lse_cols) - log_c.exp()).abs().sum().item()
-            if it == max_iters or (err < tol and it >= min_iters):
+    # Fast path: scaling vectors a, b on a kernel whose rows are shifted to a maximum of 1,
+    # plan = diag(a) exp(log_k - alpha - beta) diag(b). When a scaling grows past e^30 it is
+    # absorbed into the shifts (alpha, beta) and the kernel recomputed (Schmitzer's
+    # stabilisation); if a column underflows entirely, the log-domain iterations take over.
+    rr, cc = log_r.exp(), log_c.exp()
+    alpha = log_k.max(1).values
+    beta = torch.zeros(k, device=dev)
+    kmat = torch.exp(log_k - alpha[:, None])
+    # a = exp(alpha - max alpha) makes the plan exp(log_k - const): the iterates are those of
+    # plain scaling on exp(log_k) (SwAV's), step for step
+    top = dist.all_reduce_max(alpha.max().reshape(1) if n else torch.full((1,), -float("inf"), device=dev))
+    a, b = torch.exp(alpha - top), torch.ones(k, device=dev)
+    err, done, underflow = float("inf"), 0, False
+    while True:
+        col = dist.all_reduce_sum(a @ kmat)  # column sums of diag(a) K
+        if _any_everywhere((col <= 0).any()):
+            underflow = True  # a cluster's column underflowed to zero
+            break
+        if done > 0 or max_iters == 0:  # column sums of the current plan are b * col: a free check
+            err = (b * col - cc).abs().sum().item()
+            if done >= max_iters or (err < tol and done >= min_iters):
                 break
-        v = log_c - lse_cols  # clusters get their mass ...
-        u = log_r - torch.logsumexp(log_k + v[None, :], dim=1)  # ... then samples (rows exact)
-        done = it + 1
-    plan = torch.exp(log_k + u[:, None] + v[None, :])
+        b_new = cc / col
+        a_new = rr / (kmat @ b_new)
+        if _any_everywhere(~torch.isfinite(a_new).all()):
+            underflow = True  # an image's row underflowed to zero
+            break
+        a, b, done = a_new, b_new, done + 1
+        if _any_everywhere(torch.maximum(a.log().abs().max(), b.log().abs().max()) > 30):
+            alpha, beta = alpha - a.log(), beta - b.log()  # absorb the scalings into the kernel
+            kmat = torch.exp(log_k - alpha[:, None] - beta[None, :])
+            a, b = torch.ones_like(a), torch.ones_like(b)
+    if underflow:  # finish in the log domain from the current state
+        u, v, extra, err = _sinkhorn_log(log_k, log_r, log_c, a.log() - alpha, b.log() - beta,
+                                         max_iters - done, tol, max(0, min_iters - done))
+        done += extra
+        plan = torch.exp(log_k + u[:, None] + v[None, :])
+    else:
+        plan = a[:, None] * kmat * b[None, :]
     return SinkhornResult(plan=plan, iterations=done, marginal_error=err, converged=err < tol)
 
 

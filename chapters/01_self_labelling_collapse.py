@@ -1,0 +1,290 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 01 — Why naive self-labelling degenerates
+#
+# The dream of clustering-based self-supervision: let the network *invent* labels for
+# unlabelled images and learn to predict them, exactly as in supervised learning. This
+# chapter shows, by running it, that the obvious way to do this fails — everything ends
+# up in one cluster — and why.
+#
+# **Learning goals.** After this chapter you can
+# 1. write the naive self-labelling objective and prove that it has a trivial minimum;
+# 2. reproduce the collapse on a toy problem and on CIFAR-10, and measure it with the
+#    entropy of the cluster sizes;
+# 3. see that the k-means objective, optimised over the features too, has the same
+#    trivial optimum;
+# 4. name the two ways out the book studies: DeepCluster's alternation (chapter 04) and
+#    SeLa's equipartition constraint (chapters 02-03).
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import labdata
+import sslkit as sk
+
+device = sk.setup_notebook(seed=0)
+DATASET = "cifar10"   # the CIFAR part also runs on "cifar100" or "svhn"
+N_IMAGES = 2000       # images used in the CIFAR experiment (more: slower, same conclusion)
+STEPS = 150           # optimisation steps of each experiment
+
+# %% [markdown]
+# ## 1. The objective and its trivial minimum
+#
+# A network $\Phi$ with a linear head outputs class probabilities $p(y \mid x_i)$ over $K$
+# invented classes. Supervised learning minimises the average cross-entropy with given
+# labels $y_i$. Self-labelling would minimise the *same* objective over the labels too:
+# $$
+# \min_{\Phi,\; y_1, \dots, y_N}\; E(p, y) = -\frac1N \sum_{i=1}^N \log p(y_i \mid x_i).
+# $$
+# For fixed $\Phi$ the best labels are $y_i = \arg\max_y p(y \mid x_i)$; for fixed labels
+# the network does supervised learning. But there is a free lunch: choose a single class
+# $c$, set $y_i = c$ for every image and let the network output $p(c \mid x) = 1$ whatever
+# $x$ is (a large bias on $c$ suffices). Then $E = 0$, the global minimum, and the
+# "representation" carries no information about the image at all.
+#
+# Nothing in the objective prefers a meaningful labelling to this one. Let us watch
+# gradient descent find it.
+#
+# ## 2. A toy problem
+#
+# Three well-separated Gaussian blobs in the plane; a small MLP with a 3-way head. We
+# alternate the two minimisations: labels by argmax, then a few gradient steps on the
+# cross-entropy. This is the from-scratch naive self-labelling loop.
+
+# %%
+x_toy, y_toy = labdata.make_blobs(n=600, k=3, std=0.6, seed=0)
+
+
+def naive_self_labelling(features, k, steps, inner=5, lr=0.1, seed=0):
+    """Alternate labels = argmax p(y|x) and gradient steps on cross-entropy; return the history."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(features.shape[1], 32), nn.ReLU(), nn.Linear(32, k))
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    history = []
+    for step in range(steps):
+        with torch.no_grad():
+            labels = net(features).argmax(1)              # the best labels for this network
+        for _ in range(inner):                              # then fit the network to them
+            loss = F.cross_entropy(net(features), labels)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        rep = sk.cluster_report(labels, k)
+        history.append({"step": step, "loss": loss.item(), "entropy": rep["normalized_entropy"],
+                        "largest": rep["largest_fraction"]})
+    return net, labels, history
+
+
+net, labels_toy, hist_toy = naive_self_labelling(x_toy, k=3, steps=STEPS)
+print(f"final loss {hist_toy[-1]['loss']:.4f}, cluster sizes {sk.cluster_sizes(labels_toy, 3).tolist()}, "
+      f"H/ln K = {hist_toy[-1]['entropy']:.3f}")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+axes[0].scatter(x_toy[:, 0], x_toy[:, 1], c=y_toy, cmap="tab10", s=4)
+axes[0].set_title("true blobs", fontsize=9)
+axes[1].scatter(x_toy[:, 0], x_toy[:, 1], c=labels_toy, cmap="tab10", s=4, vmin=0, vmax=9)
+axes[1].set_title("self-labels after training", fontsize=9)
+sk.plot_curves(hist_toy, ["entropy", "largest", "loss"], xkey="step", ax=axes[2],
+               title="H/ln K, largest cluster share, loss")
+fig.tight_layout()
+
+# %%
+# The claim, checked: the labelling collapsed to (almost) one cluster and the loss is ~0.
+assert hist_toy[-1]["largest"] > 0.95, hist_toy[-1]
+assert hist_toy[-1]["loss"] < 0.05
+assert sk.nmi(labels_toy, y_toy) < 0.1
+
+# %% [markdown]
+# The blobs could not be easier to cluster, yet the loop ends with one cluster: every
+# argmax step makes the most popular class more popular (its bias grows with each
+# gradient step on it), a rich-get-richer dynamic that ends in the trivial minimum.
+#
+# ## 3. The same on CIFAR-10
+#
+# Now a real network on real images: the lab ConvNet with a linear head of $K=10$ outputs,
+# trained on augmented views of 2,000 CIFAR-10 images by the same alternation. Besides the
+# cluster sizes we watch the **spread of the features**: the mean distance of the
+# L2-normalised backbone features from their mean. A network that outputs the same
+# class for every image has no reason to keep its features apart.
+
+# %%
+train = labdata.load(DATASET, "train", subset="lab")
+images = train.images[:N_IMAGES].to(device)
+true_labels = train.labels[:N_IMAGES]
+K = 10
+
+torch.manual_seed(0)
+backbone = sk.build_backbone("convnet", dataset=DATASET).to(device)
+head = nn.Linear(backbone.dim, K).to(device)
+opt = torch.optim.SGD(list(backbone.parameters()) + list(head.parameters()), lr=0.05, momentum=0.9)
+
+
+def feature_spread(feats):
+    f = F.normalize(feats, dim=1)
+    return (f - f.mean(0)).norm(dim=1).mean().item()
+
+
+hist_cifar = []
+for step in range(STEPS):
+    if step % 10 == 0:  # re-label the whole set every 10 steps
+        backbone.eval()
+        with torch.no_grad():
+            feats = sk.extract_features(backbone, images)
+            labels = head(feats).argmax(1)
+        backbone.train()
+        rep = sk.cluster_report(labels.cpu(), K)
+        hist_cifar.append({"step": step, "entropy": rep["normalized_entropy"], "largest": rep["largest_fraction"],
+                           "spread": feature_spread(feats), "nmi": sk.nmi(labels.cpu(), true_labels)})
+    idx = torch.randint(0, len(images), (128,), device=device)
+    loss = F.cross_entropy(head(backbone(sk.augment_batch(images[idx]))), labels[idx])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+for h in hist_cifar[:: max(1, len(hist_cifar) // 5)] + [hist_cifar[-1]]:
+    print({k: round(v, 3) for k, v in h.items()})
+
+# %%
+fig, ax = plt.subplots(1, 2, figsize=(10, 3))
+sk.plot_curves(hist_cifar, ["entropy", "largest", "nmi"], xkey="step", ax=ax[0],
+               title="H/ln K, largest cluster, NMI with the true classes")
+sk.plot_curves(hist_cifar, ["spread"], xkey="step", ax=ax[1], title="spread of normalised features")
+fig.tight_layout()
+
+# %%
+assert hist_cifar[-1]["largest"] > 0.8, "expected the CIFAR labelling to collapse"
+assert hist_cifar[-1]["entropy"] < 0.5 * hist_cifar[0]["entropy"]
+assert hist_cifar[-1]["spread"] < hist_cifar[0]["spread"]
+
+# %% [markdown]
+# ## 4. k-means has the same trivial optimum
+#
+# DeepCluster clusters *features* with k-means rather than predicting labels, so one might
+# hope to escape. The k-means objective, minimised over the assignments, the centroids
+# **and the features** $f_\theta(x_i)$,
+# $$
+# \min_{\theta,\, \mu,\, y}\; \frac1N \sum_i \lVert f_\theta(x_i) - \mu_{y_i} \rVert^2 ,
+# $$
+# is zero for a network that maps every image to one point: $f_\theta(x) = \mu_1$. We run
+# gradient descent on the features (with the assignments and centroids recomputed) and
+# see the features shrink onto the centroids: the objective goes to zero by destroying
+# the information in the features.
+
+# %%
+torch.manual_seed(0)
+enc = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 2))
+opt_k = torch.optim.SGD(enc.parameters(), lr=0.05)
+kmeans_hist = []
+for step in range(STEPS):
+    z = enc(x_toy)
+    with torch.no_grad():
+        centres = z[torch.randperm(len(z))[:3]] if step == 0 else centres
+        assign = torch.cdist(z, centres).argmin(1)
+        centres = torch.stack([z[assign == j].mean(0) if (assign == j).any() else centres[j] for j in range(3)])
+    loss = (z - centres[assign]).pow(2).sum(1).mean()
+    opt_k.zero_grad()
+    loss.backward()
+    opt_k.step()
+    kmeans_hist.append({"step": step, "kmeans_loss": loss.item(), "feature_var": z.var(0).sum().item()})
+print(f"k-means loss {kmeans_hist[0]['kmeans_loss']:.3f} -> {kmeans_hist[-1]['kmeans_loss']:.5f}; "
+      f"feature variance {kmeans_hist[0]['feature_var']:.3f} -> {kmeans_hist[-1]['feature_var']:.5f}")
+fig = sk.plot_curves(kmeans_hist, ["kmeans_loss", "feature_var"], xkey="step",
+                     title="learning the features for k-means: both go to zero")
+assert kmeans_hist[-1]["kmeans_loss"] < 0.05 * kmeans_hist[0]["kmeans_loss"]
+assert kmeans_hist[-1]["feature_var"] < 0.05 * kmeans_hist[0]["feature_var"]
+
+# %% [markdown]
+# ## 5. Two ways out
+#
+# * **DeepCluster** (chapter 04) never optimises the features for the clustering
+#   objective directly. It alternates: cluster *fixed* features with k-means, then train
+#   the network with cross-entropy on those pseudo-labels, with a freshly initialised
+#   head, sampling uniformly over clusters so a big cluster cannot take over, and
+#   re-seeding empty clusters. Several safeguards against the collapse you saw above.
+# * **SeLa** (chapters 02-03) keeps the cross-entropy objective but adds a constraint:
+#   the labels must split the data into **equal parts**. Then "everything in one cluster"
+#   is not allowed, and the label step becomes an optimal-transport problem solved by
+#   Sinkhorn-Knopp.
+#
+# A preview of the second: the same toy loop, but with the labels chosen by
+# `sk.sela_labels` (equipartitioned optimal transport) instead of the argmax.
+
+# %%
+torch.manual_seed(0)
+net2 = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 3))
+opt2 = torch.optim.SGD(net2.parameters(), lr=0.1, momentum=0.9)
+for step in range(STEPS):
+    with torch.no_grad():
+        labels_ot, _ = sk.sela_labels(F.log_softmax(net2(x_toy), 1), lam=25.0)
+    for _ in range(5):
+        loss = F.cross_entropy(net2(x_toy), labels_ot)
+        opt2.zero_grad()
+        loss.backward()
+        opt2.step()
+print("cluster sizes with equipartition:", sk.cluster_sizes(labels_ot, 3).tolist(),
+      f" NMI with the true blobs: {sk.nmi(labels_ot, y_toy):.3f}")
+assert sk.cluster_report(labels_ot, 3)["normalized_entropy"] > 0.95
+assert sk.nmi(labels_ot, y_toy) > 0.9
+
+# %% [markdown]
+# ## Summary
+#
+# * Minimising cross-entropy over the network *and* the labels has a trivial global
+#   minimum: one label for all images, a constant network, loss 0. Alternating argmax
+#   labels and gradient steps finds it, on toy blobs and on CIFAR-10.
+# * The entropy of the cluster sizes (`sk.cluster_report`) detects the collapse; the
+#   spread of the features shows that the representation degenerates with it.
+# * Learning features for the k-means objective collapses the same way.
+# * Constraining the labels to an equal split (SeLa) or decoupling clustering from
+#   feature learning with safeguards (DeepCluster) are the two ways out.
+#
+# ## Exercises
+#
+# **Exercise 1.** What is the value of the naive objective $E(p, y)$ at the trivial
+# solution where the network puts probability 1 on one class? Give a number.
+
+# %%
+answer_1 = None
+sk.exercises.check("Exercise 1", answer_1, 0.0, abs_=1e-9,
+                   hint="-log 1 for every image.")
+
+# %% [markdown]
+# **Exercise 2.** A network that ignores its input outputs the uniform distribution over
+# $K = 10$ classes for every image. What is $E(p, y)$ for *any* labelling? (Compare it
+# with the loss plateau of a collapsed SwAV run in chapter 05.)
+
+# %%
+answer_2 = None
+sk.exercises.check("Exercise 2", answer_2, math.log(10), rel=1e-6, hint="-log(1/K).")
+
+# %% [markdown]
+# **Exercise 3.** Re-run the toy loop of section 2 with `k=6` clusters. Store in
+# `answer_3` the number of clusters that are still used at the end (use
+# `sk.cluster_report(labels, 6)["used_clusters"]`). The check accepts any answer that
+# shows the collapse (fewer than half of the clusters used).
+
+# %%
+answer_3 = None
+if answer_3 is None:
+    sk.exercises.check("Exercise 3", None, None)
+else:
+    sk.exercises.check("Exercise 3", answer_3 < 3, True, hint="Did the labelling collapse? Count used clusters.")

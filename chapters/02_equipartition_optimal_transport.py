@@ -1,0 +1,252 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 02 — Equipartition is optimal transport
+#
+# Chapter 01 ended with a fix: force the labels to split the data into equal parts. This
+# chapter shows that the label step then becomes a classical problem, **optimal
+# transport**, following SeLa (Asano, Rupprecht and Vedaldi, *Self-labelling via
+# simultaneous clustering and representation learning*, ICLR 2020).
+#
+# **Learning goals.** After this chapter you can
+# 1. derive $E(p, q) + \log N = \langle Q, -\log P \rangle$ and state the transport
+#    polytope $U(r, c)$;
+# 2. solve small instances exactly as a linear programme and compare them with the greedy
+#    argmax, which breaks the constraint;
+# 3. read the objective as maximising the mutual information between labels and data
+#    indices, and check the identity $H(y, i) = H(y) + H(i) - I(y, i)$ numerically;
+# 4. explain why relaxing 0/1 labels to the polytope loses nothing: the optimum is a vertex.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+import labdata
+import sslkit as sk
+
+device = sk.setup_notebook(seed=0)
+N, K = 12, 3      # a small instance to look at; the LP scales to a few thousand variables
+
+# %% [markdown]
+# ## 1. From cross-entropy to a transport problem
+#
+# Let $p(y \mid x_i)$ be the network's probabilities and let the labels be a (possibly
+# soft) distribution $q(y \mid x_i)$ per image. The cross-entropy is
+# $$
+# E(p, q) = -\frac1N \sum_{i=1}^N \sum_{y=1}^K q(y \mid x_i) \log p(y \mid x_i).
+# $$
+# Equipartition asks that each label be used by the same share of the data:
+# $\frac1N \sum_i q(y \mid x_i) = \frac1K$ for every $y$. Write the labels and
+# probabilities as $N \times K$ matrices, $Q_{iy} = \frac1N q(y \mid x_i)$ and
+# $P_{iy} = p(y \mid x_i)$. Then
+# $$
+# E(p, q) = -\sum_{i, y} Q_{iy} \log P_{iy} - \log N \cdot 0 \quad\Longrightarrow\quad
+# E(p, q) + \log N = \langle Q, -\log P \rangle + \log N ,
+# $$
+# hmm — let us be careful: $E(p,q) = -\sum_{iy} \tfrac1N q_{iy}\log P_{iy} = \langle Q, -\log P\rangle$
+# exactly, and SeLa writes the same objective with $Q$ and $P$ both divided by $N$
+# ($P_{iy} = \frac1N p(y|x_i)$, a joint distribution over images and labels), which adds
+# $\langle Q, \log N \rangle = \log N$:
+# $$
+# E(p, q) + \log N = \langle Q, -\log P \rangle, \qquad P_{iy} = \tfrac1N p(y \mid x_i).
+# $$
+# Either way the constant does not change the minimiser. The constraints on $Q$ are that
+# its rows sum to $r = \frac1N \mathbf 1_N$ (each image carries mass $1/N$) and its columns
+# to $c = \frac1K \mathbf 1_K$ (equipartition): $Q$ lies in the **transport polytope**
+# $$
+# U(r, c) = \{\, Q \in \mathbb R_{+}^{N \times K} : Q \mathbf 1_K = r,\; Q^\top \mathbf 1_N = c \,\}.
+# $$
+# So the label step is $\min_{Q \in U(r,c)} \langle Q, C \rangle$ with cost $C = -\log P$:
+# transporting the mass of the images to the clusters as cheaply as possible, where
+# sending image $i$ to cluster $y$ costs $-\log p(y \mid x_i)$.
+#
+# Let us check the identity numerically for a random network output and a random
+# equipartitioned labelling.
+
+# %%
+g = torch.Generator().manual_seed(0)
+logits = torch.randn(N, K, generator=g) * 2
+logits[:, 0] += 2.0                        # the network prefers cluster 0
+p = torch.softmax(logits.double(), 1)      # p(y | x_i)
+labels = torch.arange(N) % K               # an equipartitioned hard labelling
+q = F.one_hot(labels, K).double()          # q(y | x_i)
+
+E = -(q * p.log()).sum(1).mean()           # cross-entropy
+Q = q / N                                  # joint labelling
+P_joint = p / N                            # SeLa's joint P
+lhs, rhs = E + math.log(N), (Q * -P_joint.log()).sum()
+print(f"E + log N = {lhs:.6f},  <Q, -log P> = {rhs:.6f}")
+assert torch.isclose(lhs, rhs)
+assert torch.allclose(Q.sum(1), torch.full((N,), 1 / N, dtype=torch.float64))
+assert torch.allclose(Q.sum(0), torch.full((K,), 1 / K, dtype=torch.float64))
+
+# %% [markdown]
+# ## 2. Solving it exactly, and what greedy argmax does
+#
+# The problem is a linear programme with $NK$ variables and $N + K$ equality
+# constraints. `sk.exact_transport(cost)` solves it with SciPy's HiGHS solver; we use it as
+# the reference for everything in the next chapter. The greedy alternative — each image
+# takes its most likely cluster — ignores the column constraint.
+
+# %%
+cost = -torch.log_softmax(logits, 1)
+plan, lp_cost = sk.exact_transport(cost)
+greedy = logits.argmax(1)
+ot_labels = plan.argmax(1)
+print("greedy argmax cluster sizes:", torch.bincount(greedy, minlength=K).tolist())
+print("optimal transport sizes:    ", torch.bincount(ot_labels, minlength=K).tolist())
+print(f"LP cost {lp_cost:.4f};  cost of the greedy labels {cost[torch.arange(N), greedy].mean():.4f} "
+      "(lower, but infeasible)")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print((plan * N).round(decimals=6))
+
+# %%
+assert torch.bincount(ot_labels, minlength=K).tolist() == [N // K] * K
+assert torch.bincount(greedy, minlength=K).max() > N // K   # the greedy labelling is unbalanced
+
+# %% [markdown]
+# The exact plan is a 0/1 matrix (times $1/N$): every image goes wholly to one cluster,
+# and every cluster receives exactly $N/K$ images.
+#
+# ### A picture: blobs of unequal size
+# Points from three blobs, one of them large, and a "network" whose scores are minus the
+# squared distances to three centres. Greedy assignment follows the blobs; optimal
+# transport with equal clusters must move points from the large blob into the others, and
+# does so where it costs least: at the blob's edges.
+
+# %%
+x, y = labdata.make_blobs(n=300, k=3, std=0.8, weights=[0.6, 0.2, 0.2], seed=1)
+centres = torch.stack([x[y == j].mean(0) for j in range(3)])
+scores = -torch.cdist(x, centres) ** 2 / 2
+blob_plan, _ = sk.exact_transport(-torch.log_softmax(scores, 1))
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+for ax, lab, title in [(axes[0], scores.argmax(1), "greedy argmax"), (axes[1], blob_plan.argmax(1), "equipartition (exact OT)")]:
+    ax.scatter(x[:, 0], x[:, 1], c=lab, cmap="tab10", s=6, vmin=0, vmax=9)
+    ax.scatter(centres[:, 0], centres[:, 1], c="k", marker="x")
+    ax.set_title(f"{title}: sizes {torch.bincount(lab, minlength=3).tolist()}", fontsize=9)
+fig.tight_layout()
+assert torch.bincount(blob_plan.argmax(1), minlength=3).tolist() == [100, 100, 100]
+
+# %% [markdown]
+# ## 3. The mutual-information reading
+#
+# Treat $Q$ as a joint distribution of a label $y$ and a data index $i$. Its marginals are
+# uniform: $H(i) = \log N$ and, with equipartition, $H(y) = \log K$. For any joint
+# distribution
+# $$
+# H(y, i) = H(y) + H(i) - I(y, i).
+# $$
+# For a hard labelling $H(y \mid i) = 0$, so $H(y, i) = H(i)$ and $I(y, i) = H(y) = \log K$:
+# an equipartitioned hard labelling carries the **maximal** information about which image
+# it came from that $K$ labels can carry. SeLa's objective is therefore cross-entropy
+# *plus* the demand of maximal mutual information between labels and indices — exactly
+# what the collapsed solution of chapter 01 (with $I = 0$) violates.
+
+# %%
+def entropy(pmf):
+    pmf = pmf[pmf > 0]
+    return float(-(pmf * pmf.log()).sum())
+
+
+for name, joint in [("exact OT labels", plan), ("soft plan p/N (not equipartitioned)", torch.softmax(logits.double(), 1) / N),
+                    ("collapsed (all in cluster 0)", F.one_hot(torch.zeros(N, dtype=torch.long), K).double() / N)]:
+    h_yi, h_y, h_i = entropy(joint.flatten()), entropy(joint.sum(0)), entropy(joint.sum(1))
+    mi = sk.mutual_information(torch.arange(N).repeat_interleave(K), torch.arange(K).repeat(N)) if False else None
+    i_yi = h_y + h_i - h_yi
+    print(f"{name:38s} H(y,i)={h_yi:.4f}  H(y)={h_y:.4f}  H(i)={h_i:.4f}  I(y,i)={i_yi:.4f}")
+    if name.startswith("exact"):
+        assert math.isclose(i_yi, math.log(K), rel_tol=1e-9)   # maximal information
+    if name.startswith("collapsed"):
+        assert math.isclose(i_yi, 0.0, abs_tol=1e-12)
+
+# %% [markdown]
+# The same mutual information, computed from hard labels by `sk.mutual_information`
+# (which works on label vectors), confirms the first line: the labels of the OT plan
+# against the image indices.
+
+# %%
+assert math.isclose(sk.mutual_information(ot_labels, torch.arange(N)), math.log(K), rel_tol=1e-9)
+print(f"I(labels; index) = {sk.mutual_information(ot_labels, torch.arange(N)):.4f} = log K = {math.log(K):.4f}")
+
+# %% [markdown]
+# ## 4. Why the relaxation is exact
+#
+# The labels we want are 0/1: $q(y \mid x_i) \in \{0, 1\}$. The polytope $U(r, c)$ also
+# contains fractional plans. Minimising a **linear** function over a polytope always has
+# an optimum at a **vertex**, and the vertices of a transport polytope with integer
+# marginals (here: $N r = \mathbf 1$, $N c = \frac NK \mathbf 1$ with $K \mid N$) are
+# integral — the constraint matrix is totally unimodular. So the LP optimum is a genuine
+# hard labelling, and nothing is lost by solving the relaxed problem. We check it on many
+# random instances, and see where it breaks: when $K$ does not divide $N$, a cluster must
+# take a fractional image.
+
+# %%
+def integral(plan, n):
+    return torch.allclose(plan * n, (plan * n).round(), atol=1e-7)
+
+
+trials = [torch.randn(30, 5, generator=g) * 3 for _ in range(20)]
+assert all(integral(sk.exact_transport(-torch.log_softmax(t, 1))[0], 30) for t in trials)
+print("20 random 30x5 instances: every LP optimum is a 0/1 plan")
+frac_plan, _ = sk.exact_transport(-torch.log_softmax(torch.randn(31, 5, generator=g) * 3, 1))
+print("31 images, 5 clusters: integral?", integral(frac_plan, 31))
+
+# %% [markdown]
+# ## Summary
+#
+# * With equipartition, SeLa's label step is $\min_{Q \in U(r,c)} \langle Q, -\log P\rangle$,
+#   an optimal-transport problem; `sk.exact_transport` solves small instances exactly.
+# * Greedy argmax labels are cheaper but infeasible: they pile images into popular
+#   clusters, the first step towards collapse.
+# * The objective maximises the mutual information between labels and data indices,
+#   $I(y,i) = \log K$ for an equipartitioned hard labelling.
+# * The optimum of the relaxed problem is a vertex of the polytope, a hard labelling.
+# * The LP does not scale to a million images and thousands of clusters: chapter 03
+#   replaces it by Sinkhorn-Knopp.
+#
+# ## Exercises
+#
+# **Exercise 1.** With $N = 1000$ images and $K = 10$ equipartitioned hard labels, what is
+# $H(y, i)$ in nats?
+
+# %%
+answer_1 = None
+sk.exercises.check("Exercise 1", answer_1, math.log(1000), rel=1e-6,
+                   hint="For a hard labelling H(y|i) = 0, so H(y,i) = H(i).")
+
+# %% [markdown]
+# **Exercise 2.** Solve the transport problem for the cost matrix below with
+# `sk.exact_transport` and give the optimal cost (to 4 decimals).
+
+# %%
+cost_ex = torch.tensor([[0.0, 2.0], [1.0, 0.5], [3.0, 0.0], [0.2, 1.0]])
+answer_2 = None
+sk.exercises.check("Exercise 2", answer_2, sk.exact_transport(cost_ex)[1], abs_=1e-4,
+                   hint="sk.exact_transport(cost_ex) returns (plan, cost).")
+
+# %% [markdown]
+# **Exercise 3.** How many variables and how many equality constraints does the LP have
+# for the ImageNet setting of SeLa ($N = 1{,}281{,}167$, $K = 3000$)? Give the number of
+# variables.
+
+# %%
+answer_3 = None
+sk.exercises.check("Exercise 3", answer_3, 1_281_167 * 3000, rel=0, abs_=0.5,
+                   hint="One variable per (image, cluster) pair.")

@@ -1,0 +1,1 @@
+"""Benchmarks (never tests): ``python -m sslkit.bench transport``."""

@@ -1,0 +1,141 @@
+"""SeLa: self-labelling via simultaneous clustering and representation learning.
+
+Asano, Rupprecht, Vedaldi, ICLR 2020. A backbone with T linear clustering heads of K
+outputs each. Training alternates
+
+1. cross-entropy of every head against its current labels (mean over heads), and
+2. at ``num_relabels`` points spread evenly over the run, re-labelling the whole data set:
+   for each head, Sinkhorn-Knopp on ``P^lambda`` where ``log P`` is the head's log-softmax
+   averaged over ``label_views`` augmentations (0: the un-augmented images), then the
+   argmax of the transport plan — an (approximately) equipartitioned labelling.
+
+Labels start as a random equipartition, as in the paper's code. The labels are a buffer
+of the module, so they are saved and restored with the model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..augment import AugmentConfig, augment, to_float
+from ..config import register_preset
+from ..eval.metrics import cluster_report, nmi
+from ..transport import balanced_rounding, sinkhorn
+from .base import EpochContext, Method
+
+
+@dataclass
+class SelaParams:
+    num_clusters: int = 128  # K (SeLa CIFAR: 128)
+    num_heads: int = 10  # T (SeLa CIFAR: 10)
+    mlp_hidden: int = 0  # >0: a Linear-BN-ReLU layer of this width between backbone and heads
+    lam: float = 25.0  # lambda: the plan is diag(a) P^lambda diag(b)
+    num_relabels: int = 5  # Sinkhorn relabellings spread over the run (SeLa CIFAR: 400 in 400 epochs)
+    label_views: int = 0  # augmentations averaged for the labelling log-softmax (0: plain images)
+    sinkhorn_tol: float = 1e-3
+    exact_equipartition: bool = False  # round the plan to exactly N/K per cluster instead of argmax
+    crop_scale_min: float = 0.2
+    jitter_strength: float = 0.5
+    gray_p: float = 0.2
+
+
+class SeLa(Method):
+    name = "sela"
+    Params = SelaParams
+
+    def __init__(self, backbone, params: SelaParams, num_samples: int):
+        super().__init__(backbone, params, num_samples)
+        dim = backbone.dim
+        if params.mlp_hidden > 0:  # as AlexNet's fully connected layers sit below SeLa's heads
+            self.mlp = nn.Sequential(nn.Linear(dim, params.mlp_hidden), nn.BatchNorm1d(params.mlp_hidden),
+                                     nn.ReLU(inplace=True))
+            dim = params.mlp_hidden
+        else:
+            self.mlp = nn.Identity()
+        self.heads = nn.ModuleList(nn.Linear(dim, params.num_clusters) for _ in range(params.num_heads))
+        g = torch.Generator().manual_seed(0)
+        init = torch.stack([(torch.arange(num_samples) % params.num_clusters)[torch.randperm(num_samples, generator=g)]
+                            for _ in range(params.num_heads)])
+        self.register_buffer("labels", init)  # (T, N)
+        self.aug = AugmentConfig(scale=(params.crop_scale_min, 1.0), jitter_strength=params.jitter_strength,
+                                 gray_p=params.gray_p)
+
+    # -- the schedule of relabellings ---------------------------------------------------
+    def relabel_epochs(self, epochs: int) -> list[int]:
+        """Epochs (0-based) at whose start the data set is relabelled: evenly spread, never epoch 0."""
+        n = min(self.params.num_relabels, max(0, epochs - 1))
+        return sorted({round(1 + i * (epochs - 1) / n) for i in range(n)}) if n else []
+
+    # -- step 2: labels by optimal transport -------------------------------------------------
+    @torch.no_grad()
+    def head_log_probs(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """(T, N, K) log-softmax of every head, averaged over ``label_views`` augmentations."""
+        was = self.training
+        self.eval()
+        views = max(1, self.params.label_views)
+        out = None
+        for v in range(views):
+            parts = []
+            for i in range(0, len(images), batch_size):
+                x = images[i:i + batch_size]
+                x = augment(x, self.aug) if self.params.label_views > 0 else to_float(x)
+                f = self.mlp(self.backbone(x))
+                parts.append(torch.stack([F.log_softmax(h(f).float(), 1) for h in self.heads]))
+            lp = torch.cat(parts, dim=1)
+            out = lp if out is None else out + lp
+        self.train(was)
+        return out / views
+
+    @torch.no_grad()
+    def relabel(self, images: torch.Tensor) -> dict:
+        t0 = time.time()
+        log_p = self.head_log_probs(images)
+        old = self.labels[0].clone()
+        iters, errs = [], []
+        for t in range(self.params.num_heads):
+            res = sinkhorn(log_p[t], self.params.lam, tol=self.params.sinkhorn_tol, max_iters=1000)
+            self.labels[t] = balanced_rounding(res.plan) if self.params.exact_equipartition else res.labels()
+            iters.append(res.iterations)
+            errs.append(res.marginal_error)
+        rep = cluster_report(self.labels[0].cpu(), self.params.num_clusters)
+        return {"relabel_time_s": time.time() - t0, "sinkhorn_iters": sum(iters) / len(iters),
+                "sinkhorn_error": max(errs), "nmi_prev": nmi(old.cpu(), self.labels[0].cpu()),
+                "cluster_entropy": rep["normalized_entropy"], "effective_clusters": rep["effective_clusters"]}
+
+    def on_epoch_start(self, ctx: EpochContext) -> dict:
+        if ctx.epoch in self.relabel_epochs(ctx.cfg.epochs):
+            return self.relabel(ctx.images)
+        return {}
+
+    # -- step 1: cross-entropy against the labels ------------------------------------------
+    def training_step(self, images, indices, labels=None):
+        f = self.mlp(self.backbone(augment(images, self.aug)))
+        targets = self.labels[:, indices]
+        loss = sum(F.cross_entropy(h(f), targets[t]) for t, h in enumerate(self.heads)) / len(self.heads)
+        return loss, {}
+
+
+register_preset(
+    "sela", "lab", source="this book: sized for a 2-core CPU (chapter 03)",
+    description="ConvNet on the CIFAR-10 lab subset; K=30 (3x the classes), 4 heads",
+    backbone="convnet", subset="lab", epochs=12, batch_size=128, lr=0.05, weight_decay=5e-4,
+    **{"params.num_clusters": 30, "params.num_heads": 4, "params.num_relabels": 6, "params.lam": 25.0})
+register_preset(
+    "sela", "cifar10",
+    source="Asano et al., ICLR 2020, CIFAR experiments; official code scripts/cifar.sh "
+           "(AlexNet, K=128, 10 heads, 400 epochs, 400 SK optimisations, batch 128, lr 0.03)",
+    backbone="alexnet", subset="full", epochs=400, batch_size=128, lr=0.03, weight_decay=5e-4,
+    **{"params.num_clusters": 128, "params.num_heads": 10, "params.num_relabels": 400, "params.lam": 25.0})
+register_preset(
+    "sela", "cifar100", source="as the cifar10 preset (Asano et al., ICLR 2020, CIFAR experiments)",
+    dataset="cifar100", backbone="alexnet", subset="full", epochs=400, batch_size=128, lr=0.03,
+    weight_decay=5e-4, **{"params.num_clusters": 128, "params.num_heads": 10, "params.num_relabels": 400})
+register_preset(
+    "sela", "svhn", source="as the cifar10 preset (Asano et al., ICLR 2020, SVHN experiments)",
+    dataset="svhn", backbone="alexnet", subset="full", epochs=400, batch_size=128, lr=0.03,
+    weight_decay=5e-4, **{"params.num_clusters": 128, "params.num_heads": 10, "params.num_relabels": 400})
