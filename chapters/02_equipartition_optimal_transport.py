@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -51,27 +52,24 @@ N, K = 12, 3      # a small instance to look at; the LP scales to a few thousand
 # E(p, q) = -\frac1N \sum_{i=1}^N \sum_{y=1}^K q(y \mid x_i) \log p(y \mid x_i).
 # $$
 # Equipartition asks that each label be used by the same share of the data:
-# $\frac1N \sum_i q(y \mid x_i) = \frac1K$ for every $y$. Write the labels and
-# probabilities as $N \times K$ matrices, $Q_{iy} = \frac1N q(y \mid x_i)$ and
-# $P_{iy} = p(y \mid x_i)$. Then
+# $\frac1N \sum_i q(y \mid x_i) = \frac1K$ for every $y$. SeLa writes labels and
+# predictions as **joint distributions** over (image, label), i.e. $N \times K$ matrices
 # $$
-# E(p, q) = -\sum_{i, y} Q_{iy} \log P_{iy} - \log N \cdot 0 \quad\Longrightarrow\quad
-# E(p, q) + \log N = \langle Q, -\log P \rangle + \log N ,
+# Q_{iy} = \tfrac1N\, q(y \mid x_i), \qquad P_{iy} = \tfrac1N\, p(y \mid x_i).
 # $$
-# hmm — let us be careful: $E(p,q) = -\sum_{iy} \tfrac1N q_{iy}\log P_{iy} = \langle Q, -\log P\rangle$
-# exactly, and SeLa writes the same objective with $Q$ and $P$ both divided by $N$
-# ($P_{iy} = \frac1N p(y|x_i)$, a joint distribution over images and labels), which adds
-# $\langle Q, \log N \rangle = \log N$:
+# Then, since $\sum_{iy} Q_{iy} = 1$,
 # $$
-# E(p, q) + \log N = \langle Q, -\log P \rangle, \qquad P_{iy} = \tfrac1N p(y \mid x_i).
+# \langle Q, -\log P \rangle = -\sum_{i,y} Q_{iy} \big(\log p(y \mid x_i) - \log N\big)
+# = E(p, q) + \log N .
 # $$
-# Either way the constant does not change the minimiser. The constraints on $Q$ are that
+# The constant $\log N$ does not change the minimiser. The constraints on $Q$ are that
 # its rows sum to $r = \frac1N \mathbf 1_N$ (each image carries mass $1/N$) and its columns
 # to $c = \frac1K \mathbf 1_K$ (equipartition): $Q$ lies in the **transport polytope**
 # $$
 # U(r, c) = \{\, Q \in \mathbb R_{+}^{N \times K} : Q \mathbf 1_K = r,\; Q^\top \mathbf 1_N = c \,\}.
 # $$
-# So the label step is $\min_{Q \in U(r,c)} \langle Q, C \rangle$ with cost $C = -\log P$:
+# So the label step is $\min_{Q \in U(r,c)} \langle Q, C \rangle$ with cost
+# $C_{iy} = -\log p(y \mid x_i)$ (that is $-\log P$ up to the constant):
 # transporting the mass of the images to the clusters as cheaply as possible, where
 # sending image $i$ to cluster $y$ costs $-\log p(y \mid x_i)$.
 #
@@ -168,7 +166,6 @@ def entropy(pmf):
 for name, joint in [("exact OT labels", plan), ("soft plan p/N (not equipartitioned)", torch.softmax(logits.double(), 1) / N),
                     ("collapsed (all in cluster 0)", F.one_hot(torch.zeros(N, dtype=torch.long), K).double() / N)]:
     h_yi, h_y, h_i = entropy(joint.flatten()), entropy(joint.sum(0)), entropy(joint.sum(1))
-    mi = sk.mutual_information(torch.arange(N).repeat_interleave(K), torch.arange(K).repeat(N)) if False else None
     i_yi = h_y + h_i - h_yi
     print(f"{name:38s} H(y,i)={h_yi:.4f}  H(y)={h_y:.4f}  H(i)={h_i:.4f}  I(y,i)={i_yi:.4f}")
     if name.startswith("exact"):

@@ -114,7 +114,7 @@ def sinkhorn(scores: torch.Tensor, lam: float, r: torch.Tensor | None = None, c:
     rr, cc = log_r.exp(), log_c.exp()
     alpha = log_k.max(1).values
     beta = torch.zeros(k, device=dev)
-    kmat = torch.exp(log_k - alpha[:, None])
+    kmat = (log_k - alpha[:, None]).exp_()  # in place: one N x K buffer besides log_k
     # a = exp(alpha - max alpha) makes the plan exp(log_k - const): the iterates are those of
     # plain scaling on exp(log_k) (SwAV's), step for step
     top = dist.all_reduce_max(alpha.max().reshape(1) if n else torch.full((1,), -float("inf"), device=dev))
@@ -137,7 +137,7 @@ def sinkhorn(scores: torch.Tensor, lam: float, r: torch.Tensor | None = None, c:
         a, b, done = a_new, b_new, done + 1
         if _any_everywhere(torch.maximum(a.log().abs().max(), b.log().abs().max()) > 30):
             alpha, beta = alpha - a.log(), beta - b.log()  # absorb the scalings into the kernel
-            kmat = torch.exp(log_k - alpha[:, None] - beta[None, :])
+            kmat = (log_k - alpha[:, None]).sub_(beta[None, :]).exp_()
             a, b = torch.ones_like(a), torch.ones_like(b)
     if underflow:  # finish in the log domain from the current state
         u, v, extra, err = _sinkhorn_log(log_k, log_r, log_c, a.log() - alpha, b.log() - beta,
@@ -145,7 +145,7 @@ def sinkhorn(scores: torch.Tensor, lam: float, r: torch.Tensor | None = None, c:
         done += extra
         plan = torch.exp(log_k + u[:, None] + v[None, :])
     else:
-        plan = a[:, None] * kmat * b[None, :]
+        plan = kmat.mul_(a[:, None]).mul_(b[None, :])
     return SinkhornResult(plan=plan, iterations=done, marginal_error=err, converged=err < tol)
 
 

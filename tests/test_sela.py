@@ -1,0 +1,72 @@
+import torch
+
+import sslkit as sk
+
+
+def _images(n=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 3, 32, 32, generator=g) * 255).to(torch.uint8)
+
+
+def _cfg(**kw):
+    cfg = sk.TrainConfig(method="sela", backbone="convnet", epochs=3, batch_size=32, lr=0.05, knn_every=0,
+                         device="cpu")
+    cfg.params = sk.METHODS["sela"].Params(num_clusters=4, num_heads=2, num_relabels=2, **kw)
+    return cfg
+
+
+def test_initial_labels_are_a_random_equipartition():
+    m = sk.build_method(_cfg(), 96)
+    assert m.labels.shape == (2, 96)
+    for t in range(2):
+        assert torch.bincount(m.labels[t], minlength=4).tolist() == [24] * 4
+    assert not torch.equal(m.labels[0], m.labels[1])
+
+
+def test_relabel_schedule():
+    m = sk.build_method(_cfg(), 96)
+    assert m.relabel_epochs(3) == [1, 2]
+    m.params.num_relabels = 5
+    assert m.relabel_epochs(11) == [1, 3, 5, 7, 9]
+    assert m.relabel_epochs(1) == []
+
+
+def test_relabel_is_sinkhorn_on_the_heads_log_softmax():
+    images = _images()
+    m = sk.build_method(_cfg(exact_equipartition=True), len(images))
+    info = m.relabel(images)
+    for t in range(2):
+        assert torch.bincount(m.labels[t], minlength=4).tolist() == [24] * 4
+    # the same labels from the pieces: head log-softmax -> sk.sinkhorn -> balanced rounding
+    m.eval()
+    with torch.no_grad():
+        log_p = torch.log_softmax(m.heads[1](m.mlp(m.backbone(images.float() / 255))), 1)
+    res = sk.sinkhorn(log_p, m.params.lam, tol=m.params.sinkhorn_tol, max_iters=1000)
+    assert torch.equal(m.labels[1], sk.balanced_rounding(res.plan))
+    assert info["cluster_entropy"] > 0.99
+
+
+def test_training_reduces_the_loss_and_labels_are_saved():
+    images = _images()
+    cfg = _cfg()
+    sk.seed_everything(0)
+    m = sk.build_method(cfg, len(images))
+    before = m.labels.clone()
+    hist = sk.fit(m, images, cfg, torch.device("cpu"), log=None)
+    assert hist[0]["loss"] > hist[-1]["loss"]
+    assert "sinkhorn_iters" in hist[1] and "nmi_prev" in hist[1]
+    assert not torch.equal(before, m.labels)
+    state = m.state_dict()
+    fresh = sk.build_method(cfg, len(images))
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.labels, m.labels)
+
+
+def test_sela_presets_resolve():
+    for name in ("lab", "cifar10", "cifar100", "svhn"):
+        cfg = sk.TrainConfig(method="sela")
+        sk.apply_preset(cfg, name)
+        assert cfg.params.lam == 25.0
+    cfg = sk.TrainConfig(method="sela")
+    sk.apply_preset(cfg, "cifar10")
+    assert (cfg.backbone, cfg.params.num_clusters, cfg.params.num_heads) == ("alexnet", 128, 10)
