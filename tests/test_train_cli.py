@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from conftest import make_image_folder_tar
+from sslkit.train import main
+
+CLASSES = [f"class{i}" for i in range(10)]
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path, lab_cache, monkeypatch):
+    path = tmp_path / "tiny.tar.gz"
+    make_image_folder_tar(path, classes=CLASSES, per_class=6)
+    monkeypatch.setenv("LABDATA_CIFAR10", str(path))
+    return tmp_path
+
+
+def test_sela_run_writes_a_complete_run_directory(tiny_cifar, capsys):
+    out = tiny_cifar / "run"
+    rc = main(["--method=sela", "--preset=lab", "--subset=full", "--epochs=2", "--batch_size=16",
+               "--num_clusters=5", "--num_heads=2", "--mlp_hidden=0", "--device=cpu", f"--output_dir={out}"])
+    assert rc == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["method"] == "sela" and cfg["params"]["num_clusters"] == 5 and cfg["epochs"] == 2
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2] and "knn_acc" in metrics[-1]
+    assert (out / "checkpoints" / "last.pt").exists() and (out / "git_sha.txt").exists()
+    results = json.loads((out / "results.json").read_text())
+    assert 0 <= results["knn_acc"] <= 100 and results["train_images"] == 60
+    # the same directory again: refused, nothing overwritten
+    assert main(["--method=sela", "--subset=full", f"--output_dir={out}"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method=simclr"], "unknown method 'simclr'"),
+    (["--method=sela", "--epochs=many"], "--epochs=many: expected a value of type int"),
+    (["--method=sela", "--lamda=3"], "unknown option --lamda"),
+    (["--method=sela", "--preset=nope"], "no preset 'nope' for method 'sela'"),
+    (["--method=sela", "--dataset=mnist"], "unknown dataset 'mnist'"),
+    (["--epochs=3"], "--method is required"),
+])
+def test_bad_input_is_refused_before_any_work(tiny_cifar, capsys, args, message):
+    out = tiny_cifar / "bad"
+    assert main(args + [f"--output_dir={out}"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_batch_larger_than_data(tiny_cifar, capsys):
+    out = tiny_cifar / "big"
+    assert main(["--method=sela", "--subset=full", "--batch_size=512", f"--output_dir={out}"]) == 2
+    assert "larger than the 60 training images" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_help_lists_options_and_presets(capsys):
+    assert main(["--method=sela", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--lam" in text and "--batch_size" in text and "source: Asano et al." in text
