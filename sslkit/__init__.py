@@ -7,6 +7,7 @@ at full scale. Everything listed in ``__all__`` is the public API.
 from . import augment, dist, exercises
 from .augment import AugmentConfig, augment as augment_batch, multi_crop, to_float
 from .backbones import DATASET_STATS, Backbone, Sobel, build_backbone, extract_features
+from .cluster import PCA, KMeansResult, fit_pca, kmeans, uniform_cluster_sampler
 from .config import ConfigError, TrainConfig, apply_preset, parse_overrides, presets_for, set_value
 from .device import pick_device, seed_everything, setup_notebook
 from .engine import build_method, fit, knn_monitor
@@ -35,6 +36,8 @@ __all__ = [
     # optimal transport
     "sinkhorn", "SinkhornResult", "swav_codes", "sela_labels", "balanced_rounding", "cluster_capacities",
     "exact_transport",
+    # clustering
+    "kmeans", "KMeansResult", "fit_pca", "PCA", "uniform_cluster_sampler",
     # evaluation
     "knn_accuracy", "knn_predict", "linear_probe", "nmi", "ari", "mutual_information",
     "hungarian_accuracy", "hungarian_match", "cluster_report", "cluster_sizes", "clustering_metrics",

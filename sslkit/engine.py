@@ -99,7 +99,7 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
     steps_per_epoch = n // cfg.batch_size  # drop the last incomplete batch
     opt = make_optimizer(cfg, [p for p in method.parameters() if p.requires_grad])
     scaler = torch.amp.GradScaler("cuda") if (cfg.precision == "fp16" and device.type == "cuda") else None
-    ctx = EpochContext(images=images, epoch=0, device=device, cfg=cfg, num_samples=n)
+    ctx = EpochContext(images=images, epoch=0, device=device, cfg=cfg, num_samples=n, optimizer=opt)
     history = []
     if run is not None:
         run.write_config(cfg.to_dict())

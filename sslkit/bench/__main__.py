@@ -1,8 +1,12 @@
-"""python -m sslkit.bench transport [--device D] [--sizes NxK ...] [--lam L] [--tol T]
+"""python -m sslkit.bench transport|kmeans [--device D] [--sizes ...]
 
-Prints, for each problem size, the time and final marginal error of ``sslkit.transport.sinkhorn``
-on the chosen device and, when POT is installed, the time of ``ot.bregman.sinkhorn_log`` on the
-same problem at the same regularisation and the ratio (POT time / ours; above 1 means faster).
+transport: for each N x K, the time and final marginal error of ``sslkit.transport.sinkhorn``
+on the chosen device and, when POT is installed, the time of ``ot.bregman.sinkhorn_log`` on
+the same problem at the same regularisation and the ratio (POT time / ours; above 1: faster).
+
+kmeans: for each N x D x K, the time and inertia of ``sslkit.cluster.kmeans`` (random init,
+fixed iteration count) and, when installed, of scikit-learn's ``KMeans`` and faiss's
+``Kmeans`` with the same number of iterations, with the time ratios and inertia ratios.
 """
 
 from __future__ import annotations
@@ -51,21 +55,71 @@ def bench_transport(device, sizes, lam, tol, max_iters, repeats=3):
         print(f"{n:9d} {k:6d} {res.iterations:6d} {res.marginal_error:9.2e} {best:10.4f} {pot_t:9.4f} {ratio:>10s}")
 
 
+def bench_kmeans(device, sizes, iters):
+    import numpy as np
+
+    from ..cluster import kmeans
+
+    try:
+        from sklearn.cluster import KMeans
+    except ImportError:
+        KMeans = None
+    try:
+        import faiss
+    except ImportError:
+        faiss = None
+    print(f"device={device}  iterations={iters}  (inertia ratio = other / sslkit; time ratio = other / sslkit)")
+    print(f"{'N':>8s} {'D':>4s} {'K':>6s} {'sslkit s':>9s} {'inertia':>11s} {'sklearn s':>10s} {'t-ratio':>8s} "
+          f"{'i-ratio':>8s} {'faiss s':>8s} {'t-ratio':>8s} {'i-ratio':>8s}")
+    for n, d, k in sizes:
+        g = torch.Generator().manual_seed(0)
+        centres = torch.randn(max(k // 4, 2), d, generator=g) * 3
+        x = centres[torch.randint(len(centres), (n,), generator=g)] + torch.randn(n, d, generator=g)
+        xd = x.to(device)
+        _sync(device)
+        t = time.perf_counter()
+        res = kmeans(xd, k, iters=iters, tol=0.0, init="random", seed=0)
+        _sync(device)
+        ours = time.perf_counter() - t
+        row = f"{n:8d} {d:4d} {k:6d} {ours:9.3f} {res.inertia:11.4g}"
+        xn = x.numpy().astype(np.float32)
+        if KMeans is not None and n * k <= 2e8:
+            t = time.perf_counter()
+            km = KMeans(k, init="random", n_init=1, max_iter=iters, tol=0.0, random_state=0).fit(xn)
+            sk_t = time.perf_counter() - t
+            row += f" {sk_t:10.3f} {sk_t / ours:8.2f} {km.inertia_ / res.inertia:8.3f}"
+        else:
+            row += f" {'-':>10s} {'-':>8s} {'-':>8s}"
+        if faiss is not None:
+            t = time.perf_counter()
+            fk = faiss.Kmeans(d, k, niter=iters, seed=0, verbose=False)
+            fk.train(xn)
+            fa_t = time.perf_counter() - t
+            _, fi = fk.index.search(xn, 1)
+            row += f" {fa_t:8.3f} {fa_t / ours:8.2f} {float(fi.sum()) / res.inertia:8.3f}"
+        print(row)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m sslkit.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["transport"])
+    parser.add_argument("what", choices=["transport", "kmeans"])
     parser.add_argument("--device", default=None)
-    parser.add_argument("--sizes", nargs="*", default=["1000x10", "10000x100", "50000x128", "100000x1000"],
-                        help="problem sizes NxK")
+    parser.add_argument("--sizes", nargs="*", default=None,
+                        help="problem sizes: NxK (transport) or NxDxK (kmeans)")
+    parser.add_argument("--iters", type=int, default=25, help="k-means iterations")
     parser.add_argument("--lam", type=float, default=25.0)
     parser.add_argument("--tol", type=float, default=1e-3)
     parser.add_argument("--max-iters", type=int, default=1000)
     args = parser.parse_args(argv)
     device = pick_device(args.device)
-    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
+    defaults = {"transport": ["1000x10", "10000x100", "50000x128", "100000x1000"],
+                "kmeans": ["10000x64x100", "50000x128x1000", "100000x256x1000"]}
+    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in (args.sizes or defaults[args.what])]
     if args.what == "transport":
         bench_transport(device, sizes, args.lam, args.tol, args.max_iters)
+    else:
+        bench_kmeans(device, sizes, args.iters)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ class EpochContext:
     cfg: object
     num_samples: int
     step: int = 0
+    optimizer: object = None  # the loop's optimiser (a method may reset state of re-initialised layers)
     state: dict = field(default_factory=dict)
 
 

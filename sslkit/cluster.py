@@ -1,0 +1,206 @@
+"""k-means, PCA-whitening and the uniform-over-clusters sampler (DeepCluster's toolbox).
+
+Everything runs on the device of its input and works unchanged inside ``torch.distributed``:
+each process holds some rows, sums are all-reduced, and random choices are drawn from a
+generator seeded identically on every process, so the result equals one process's
+result on the concatenated rows.
+
+k-means (Lloyd's algorithm):
+* initialisation by k-means++ (D^2 sampling) or uniformly random points;
+* distances in chunks of rows, ``||x||^2 - 2 x.c + ||c||^2``, so N x K never has to fit in
+  memory at once;
+* an empty cluster is re-seeded by splitting a large one: it takes a slightly perturbed
+  copy of the centroid of a cluster chosen with probability proportional to its size
+  (as faiss does), and the two centroids move apart symmetrically;
+* stops when the relative decrease of the inertia falls below ``tol`` or after ``iters``
+  iterations; ``restarts`` runs keep the lowest inertia.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from . import dist
+
+
+@dataclass
+class KMeansResult:
+    centroids: torch.Tensor  # (K, D)
+    labels: torch.Tensor  # (N,) this process's rows
+    inertia: float  # sum of squared distances to the assigned centroids (all processes)
+    iterations: int
+    history: list = field(default_factory=list)  # inertia after each assignment step
+    empty_reseeded: int = 0
+
+
+def _global_offsets(n: int, device) -> tuple[int, int]:
+    """(first global row index of this process, total rows)."""
+    sizes = dist.all_gather_cat(torch.tensor([n], device=device))
+    start = int(sizes[: dist.rank()].sum()) if dist.is_distributed() else 0
+    return start, int(sizes.sum())
+
+
+def _pick_rows(x: torch.Tensor, global_idx: torch.Tensor, start: int) -> torch.Tensor:
+    """Rows with the given global indices, assembled on every process (all-reduce of owned rows)."""
+    out = torch.zeros(len(global_idx), x.shape[1], device=x.device, dtype=x.dtype)
+    local = global_idx - start
+    own = (local >= 0) & (local < len(x))
+    out[own] = x[local[own]]
+    return dist.all_reduce_sum(out)
+
+
+@torch.no_grad()
+def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest centroid of every row and the squared distance to it, computed in chunks."""
+    c_sq = (centroids * centroids).sum(1)
+    labels = torch.empty(len(x), dtype=torch.long, device=x.device)
+    d2 = torch.empty(len(x), dtype=x.dtype, device=x.device)
+    for i in range(0, len(x), chunk_size):
+        xb = x[i:i + chunk_size]
+        dist2 = (xb * xb).sum(1, keepdim=True) - 2 * xb @ centroids.T + c_sq[None, :]
+        d2[i:i + chunk_size], labels[i:i + chunk_size] = dist2.min(1)
+    return labels, d2.clamp_(min=0)
+
+
+def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int) -> torch.Tensor:
+    start, total = _global_offsets(len(x), x.device)
+    first = torch.randint(total, (1,), generator=g)
+    centroids = _pick_rows(x, first.to(x.device), start)
+    d2 = assign(x, centroids, chunk_size)[1]
+    for _ in range(1, k):
+        local_sum = d2.sum().reshape(1)
+        sums = dist.all_gather_cat(local_sum).double().cpu()
+        u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(sums.sum())
+        owner = int(torch.searchsorted(sums.cumsum(0), torch.tensor([u], dtype=torch.float64)).clamp(max=len(sums) - 1))
+        idx = torch.zeros(1, dtype=torch.long, device=x.device)
+        if owner == dist.rank():
+            residual = u - float(sums[:owner].sum())
+            cum = d2.double().cumsum(0)
+            idx[0] = int(torch.searchsorted(cum, torch.tensor([residual], dtype=torch.float64, device=x.device))
+                         .clamp(max=len(x) - 1)) + start
+        idx = dist.all_reduce_sum(idx)
+        c = _pick_rows(x, idx, start)
+        centroids = torch.cat([centroids, c])
+        d2 = torch.minimum(d2, ((x - c) ** 2).sum(1))
+    return centroids
+
+
+def _init(x, k, init, g, chunk_size):
+    if torch.is_tensor(init):  # given starting centroids
+        if init.shape != (k, x.shape[1]):
+            raise ValueError(f"initial centroids must have shape ({k}, {x.shape[1]}), got {tuple(init.shape)}")
+        return init.to(x).clone()
+    if init == "kmeans++":
+        return _kmeanspp(x, k, g, chunk_size)
+    if init == "random":
+        start, total = _global_offsets(len(x), x.device)
+        if total < k:
+            raise ValueError(f"k-means needs at least k={k} points, got {total}")
+        idx = torch.randperm(total, generator=g)[:k].to(x.device)
+        return _pick_rows(x, idx, start)
+    raise ValueError(f"unknown init {init!r}; use 'kmeans++' or 'random'")
+
+
+def _reseed_empty(centroids, counts, g, eps=1e-4) -> int:
+    """Split large clusters into empty ones (in place); returns how many were re-seeded."""
+    empty = torch.nonzero(counts == 0).flatten().tolist()
+    for j in empty:
+        probs = (counts.double() - 1).clamp(min=0).cpu()
+        if probs.sum() <= 0:
+            break
+        src = int(torch.multinomial(probs, 1, generator=g))
+        noise = 1 + eps * torch.where(torch.rand(centroids.shape[1], generator=g) < 0.5, -1.0, 1.0).to(centroids)
+        centroids[j] = centroids[src] * noise
+        centroids[src] = centroids[src] / noise
+        counts[j] = counts[src] // 2
+        counts[src] -= counts[j]
+    return len(empty)
+
+
+@torch.no_grad()
+def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="kmeans++",
+           restarts: int = 1, seed: int = 0, chunk_size: int = 65536, reseed_empty: bool = True) -> KMeansResult:
+    """Cluster the rows of ``x`` (N, D) into ``k`` clusters; see the module docstring.
+
+    init: ``"kmeans++"``, ``"random"`` or a (k, D) tensor of starting centroids.
+    """
+    x = x.float()
+    best = None
+    for r in range(restarts):
+        g = torch.Generator().manual_seed(seed + 1000 * r)
+        centroids = _init(x, k, init, g, chunk_size)
+        history, reseeded, prev = [], 0, None
+        it = 0
+        for it in range(1, iters + 1):
+            labels, d2 = assign(x, centroids, chunk_size)
+            inertia = dist.all_reduce_sum(d2.sum().double().reshape(1)).item()
+            history.append(inertia)
+            sums = torch.zeros_like(centroids).index_add_(0, labels, x)
+            counts = torch.bincount(labels, minlength=k).to(x.device)
+            dist.all_reduce_sum(sums)
+            dist.all_reduce_sum(counts)
+            nonempty = counts > 0
+            centroids = torch.where(nonempty[:, None], sums / counts.clamp(min=1)[:, None], centroids)
+            if reseed_empty and not bool(nonempty.all()):
+                reseeded += _reseed_empty(centroids, counts, g)
+            if prev is not None and prev - inertia <= tol * max(prev, 1e-12):
+                break
+            prev = inertia
+        labels, d2 = assign(x, centroids, chunk_size)
+        inertia = dist.all_reduce_sum(d2.sum().double().reshape(1)).item()
+        res = KMeansResult(centroids, labels, inertia, it, history, reseeded)
+        if best is None or res.inertia < best.inertia:
+            best = res
+    return best
+
+
+@dataclass
+class PCA:
+    mean: torch.Tensor  # (D,)
+    components: torch.Tensor  # (D, d) principal directions, by decreasing variance
+    variances: torch.Tensor  # (d,)
+    whiten: bool = True
+    eps: float = 1e-5
+
+    def transform(self, x: torch.Tensor, l2: bool = True) -> torch.Tensor:
+        y = (x.float() - self.mean) @ self.components
+        if self.whiten:
+            y = y / torch.sqrt(self.variances + self.eps)
+        return torch.nn.functional.normalize(y, dim=1) if l2 else y
+
+
+@torch.no_grad()
+def fit_pca(x: torch.Tensor, dim: int, whiten: bool = True, eps: float = 1e-5) -> PCA:
+    """PCA of the rows of ``x`` (covariance summed over processes), keeping ``dim`` components.
+
+    DeepCluster's pipeline is ``fit_pca(f, 256).transform(f)``: centre, project, whiten
+    (eigenvalue power -0.5), L2-normalise.
+    """
+    x = x.double()
+    n = dist.all_reduce_sum(torch.tensor(float(len(x)), device=x.device, dtype=torch.float64))
+    mean = dist.all_reduce_sum(x.sum(0)) / n
+    xc = x - mean
+    cov = dist.all_reduce_sum(xc.T @ xc) / n
+    evals, evecs = torch.linalg.eigh(cov)
+    order = torch.argsort(evals, descending=True)[:dim]
+    return PCA(mean.float(), evecs[:, order].float(), evals[order].clamp(min=0).float(), whiten, eps)
+
+
+def uniform_cluster_sampler(labels: torch.Tensor, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """DeepCluster's sampler: ``num_samples`` indices drawn uniformly over the non-empty
+    clusters (about ``num_samples / K'`` per cluster, with replacement for small clusters),
+    shuffled. Large clusters cannot dominate an epoch."""
+    labels = labels.cpu()
+    clusters = torch.unique(labels)
+    per = num_samples // len(clusters) + 1
+    picks = []
+    for c in clusters.tolist():
+        members = torch.nonzero(labels == c).flatten()
+        if len(members) >= per:
+            picks.append(members[torch.randperm(len(members), generator=generator)[:per]])
+        else:
+            picks.append(members[torch.randint(len(members), (per,), generator=generator)])
+    idx = torch.cat(picks)
+    return idx[torch.randperm(len(idx), generator=generator)][:num_samples]

@@ -1,0 +1,111 @@
+import itertools
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import labdata
+import sslkit as sk
+from sslkit.cluster import fit_pca, kmeans, uniform_cluster_sampler
+
+
+def test_kmeans_recovers_well_separated_blobs():
+    x, y = labdata.make_blobs(n=1000, k=5, dim=10, std=0.3, spread=8.0, seed=0)
+    res = kmeans(x, 5, iters=50, restarts=2)
+    assert sk.ari(res.labels, y) == pytest.approx(1.0)
+
+
+def test_inertia_never_increases():
+    x, _ = labdata.make_blobs(n=2000, k=20, dim=8, std=1.5, spread=3.0, seed=1)
+    res = kmeans(x, 20, iters=40, tol=0.0, init="random")
+    h = res.history
+    assert len(h) >= 10
+    assert all(b <= a * (1 + 1e-6) for a, b in zip(h, h[1:])), h
+
+
+def test_empty_clusters_are_reseeded():
+    x, _ = labdata.make_blobs(n=600, k=3, dim=2, std=0.3, seed=2)
+    start = torch.cat([x[:3], torch.full((3, 2), 1000.0)])  # three centroids far from every point
+    res = kmeans(x, 6, iters=30, init=start)
+    assert res.empty_reseeded >= 3
+    assert torch.bincount(res.labels, minlength=6).min() > 0
+    off = kmeans(x, 6, iters=30, init=start, reseed_empty=False)
+    assert torch.bincount(off.labels, minlength=6).min() == 0  # without the safeguard they stay empty
+
+
+def _brute_force_inertia(x, k):
+    best = float("inf")
+    for assignment in itertools.product(range(k), repeat=len(x)):
+        a = torch.tensor(assignment)
+        if len(torch.unique(a)) < k:
+            continue
+        total = sum(((x[a == j] - x[a == j].mean(0)) ** 2).sum().item() for j in range(k))
+        best = min(best, total)
+    return best
+
+
+def test_matches_brute_force_on_a_tiny_problem():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(9, 2, generator=g)
+    best = _brute_force_inertia(x, 3)
+    res = kmeans(x, 3, iters=100, restarts=20, tol=0.0)
+    assert res.inertia == pytest.approx(best, rel=1e-5)
+
+
+def test_chunked_assignment_equals_full():
+    x, _ = labdata.make_blobs(n=500, k=4, dim=6, seed=4)
+    a = kmeans(x, 4, iters=10, chunk_size=37, seed=1)
+    b = kmeans(x, 4, iters=10, chunk_size=10_000, seed=1)
+    assert torch.equal(a.labels, b.labels) and torch.allclose(a.centroids, b.centroids, atol=1e-5)
+
+
+def test_pca_whitening_gives_identity_covariance():
+    g = torch.Generator().manual_seed(5)
+    mix = torch.randn(12, 12, generator=g)
+    x = torch.randn(4000, 12, generator=g) @ mix + 3.0
+    pca = fit_pca(x, 6)
+    y = pca.transform(x, l2=False)
+    cov = (y - y.mean(0)).T @ (y - y.mean(0)) / len(y)
+    assert torch.allclose(cov, torch.eye(6), atol=1e-3)
+    assert (pca.variances[:-1] >= pca.variances[1:]).all()
+    assert torch.allclose(pca.transform(x).norm(dim=1), torch.ones(len(x)), atol=1e-5)
+
+
+def test_uniform_sampler_balances_clusters():
+    labels = torch.cat([torch.zeros(900), torch.ones(90), torch.full((10,), 2)]).long()
+    idx = uniform_cluster_sampler(labels, 999, torch.Generator().manual_seed(0))
+    assert len(idx) == 999
+    counts = torch.bincount(labels[idx], minlength=3)
+    assert (counts - 333).abs().max() <= 1
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank, world, port, x, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        res = kmeans(x.chunk(world)[rank], 6, iters=15, seed=3)
+        pca = fit_pca(x.chunk(world)[rank], 3)
+        out[rank] = (res.centroids, res.labels, res.inertia, pca.components)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_equals_single_process():
+    x, _ = labdata.make_blobs(n=400, k=6, dim=5, std=1.0, seed=6)
+    single = kmeans(x, 6, iters=15, seed=3)
+    out = mp.Manager().dict()
+    mp.spawn(_worker, args=(2, _free_port(), x, out), nprocs=2, join=True)
+    assert torch.allclose(out[0][0], single.centroids, atol=1e-5)
+    assert torch.equal(torch.cat([out[0][1], out[1][1]]), single.labels)
+    assert out[0][2] == pytest.approx(single.inertia, rel=1e-6)
+    comp = fit_pca(x, 3).components
+    assert torch.allclose(out[0][3].abs(), comp.abs(), atol=1e-4)
