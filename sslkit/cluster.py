@@ -52,15 +52,23 @@ def _pick_rows(x: torch.Tensor, global_idx: torch.Tensor, start: int) -> torch.T
 
 
 @torch.no_grad()
-def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest centroid of every row and the squared distance to it, computed in chunks."""
+def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest centroid of every row and the squared distance to it, computed in chunks.
+
+    ``chunk_size`` rows at a time (default: 2048 on a CPU, where a cache-sized block is
+    fastest, 65536 on an accelerator).
+    """
+    chunk_size = chunk_size or (2048 if x.device.type == "cpu" else 65536)
     c_sq = (centroids * centroids).sum(1)
     labels = torch.empty(len(x), dtype=torch.long, device=x.device)
     d2 = torch.empty(len(x), dtype=x.dtype, device=x.device)
     for i in range(0, len(x), chunk_size):
         xb = x[i:i + chunk_size]
-        dist2 = (xb * xb).sum(1, keepdim=True) - 2 * xb @ centroids.T + c_sq[None, :]
-        d2[i:i + chunk_size], labels[i:i + chunk_size] = dist2.min(1)
+        # ||c||^2 - 2 x.c in one fused matrix product; ||x||^2 is the same for every centroid,
+        # so it is added to the minimum only
+        partial = torch.addmm(c_sq[None, :], xb, centroids.T, alpha=-2.0)
+        mn, labels[i:i + chunk_size] = partial.min(1)
+        d2[i:i + chunk_size] = mn + (xb * xb).sum(1)
     return labels, d2.clamp_(min=0)
 
 
@@ -121,7 +129,7 @@ def _reseed_empty(centroids, counts, g, eps=1e-4) -> int:
 
 @torch.no_grad()
 def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="kmeans++",
-           restarts: int = 1, seed: int = 0, chunk_size: int = 65536, reseed_empty: bool = True) -> KMeansResult:
+           restarts: int = 1, seed: int = 0, chunk_size: int | None = None, reseed_empty: bool = True) -> KMeansResult:
     """Cluster the rows of ``x`` (N, D) into ``k`` clusters; see the module docstring.
 
     init: ``"kmeans++"``, ``"random"`` or a (k, D) tensor of starting centroids.

@@ -17,6 +17,7 @@ from .backbones import build_backbone, extract_features
 from .config import TrainConfig
 from .device import pick_device, seed_everything
 from .eval.knn import knn_accuracy
+from .eval.metrics import clustering_metrics
 from .methods import METHODS
 from .methods.base import EpochContext, Method
 from .runs import RunDir
@@ -77,12 +78,14 @@ def knn_monitor(method: Method, train_images, train_labels, test_images, test_la
 
 def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.device | None = None,
         labels: torch.Tensor | None = None, eval_data=None, run: RunDir | None = None,
-        log=print) -> list[dict]:
+        log=print, true_labels: torch.Tensor | None = None) -> list[dict]:
     """Train ``method`` on ``images`` (uint8, N x 3 x H x W) for ``cfg.epochs`` epochs.
 
     labels: only for methods with ``uses_labels`` (the supervised baseline).
     eval_data: ``(train_images, train_labels, test_images, test_labels)`` for the kNN monitor
         every ``cfg.knn_every`` epochs; labels are used for evaluation only.
+    true_labels: ground truth of the training images, for evaluation only: each epoch logs
+        the NMI, ARI and Hungarian accuracy of the method's pseudo-labels against them.
     Returns the per-epoch metrics (also appended to ``run``'s metrics.jsonl when given).
     """
     device = device or resolve_device(cfg)
@@ -110,6 +113,10 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
         method.train()
         record = {"epoch": epoch + 1}
         record.update(method.on_epoch_start(ctx) or {})
+        pseudo = method.pseudo_labels()
+        if true_labels is not None and pseudo is not None:
+            scores = clustering_metrics(pseudo.cpu(), true_labels.cpu())
+            record.update({"nmi_true": scores["nmi"], "ari_true": scores["ari"], "acc_true": scores["acc"]})
         order = method.sample_order(ctx)
         t_train = time.time()
         losses = []

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     run = RunDir(out)
     eval_data = (train.images, train.labels, test.images, test.labels)
     engine.fit(method, train.images, cfg, device, labels=train.labels if method.uses_labels else None,
-               eval_data=eval_data, run=run)
+               eval_data=eval_data, run=run, true_labels=train.labels)
     ftr = extract_features(method.backbone, train.images)
     fte = extract_features(method.backbone, test.images)
     results = {"knn_acc": knn_accuracy(ftr, train.labels, fte, test.labels, k=cfg.knn_k,

@@ -31,8 +31,10 @@ def test_head_is_reinitialised_each_epoch_and_training_runs():
     cfg = _cfg()
     sk.seed_everything(0)
     m = sk.build_method(cfg, len(images))
-    hist = sk.fit(m, images, cfg, torch.device("cpu"), log=None)
+    truth = torch.arange(len(images)) % 6
+    hist = sk.fit(m, images, cfg, torch.device("cpu"), log=None, true_labels=truth)
     assert len(hist) == 3 and all("cluster_entropy" in h for h in hist)
+    assert hist[-1]["nmi_true"] == sk.nmi(m.labels, truth)
     assert "nmi_prev" in hist[1]
     w = m.head.weight.clone()
     ctx = sk.EpochContext(images=images, epoch=3, device=torch.device("cpu"), cfg=cfg, num_samples=len(images))

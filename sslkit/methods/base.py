@@ -58,6 +58,10 @@ class Method(nn.Module):
     def on_step_end(self, ctx: EpochContext) -> None:
         pass
 
+    def pseudo_labels(self) -> torch.Tensor | None:
+        """The method's current labelling of the training set (None for methods without one)."""
+        return None
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The representation that evaluation uses (backbone output)."""
         return self.backbone(x)

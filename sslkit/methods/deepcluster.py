@@ -89,6 +89,9 @@ class DeepCluster(Method):
             out["nmi_prev"] = nmi(old.cpu(), res.labels.cpu())
         return out
 
+    def pseudo_labels(self) -> torch.Tensor:
+        return self.labels
+
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         info = self.recluster(ctx.images, seed=ctx.cfg.seed + ctx.epoch)
         self.head.reset_parameters()  # a fresh classifier for the new pseudo-labels

@@ -115,6 +115,9 @@ class SeLa(Method):
                 "sinkhorn_error": max(errs), "nmi_prev": nmi(old.cpu(), self.labels[0].cpu()),
                 "cluster_entropy": rep["normalized_entropy"], "effective_clusters": rep["effective_clusters"]}
 
+    def pseudo_labels(self) -> torch.Tensor:
+        return self.labels[0]
+
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         if ctx.epoch in self.relabel_epochs(ctx.cfg.epochs):
             return self.relabel(ctx.images)
