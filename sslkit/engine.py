@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 
 import torch
 
@@ -28,13 +29,17 @@ def resolve_device(cfg: TrainConfig) -> torch.device:
 
 
 def build_method(cfg: TrainConfig, num_samples: int) -> Method:
-    """The method named by ``cfg.method`` with a fresh backbone ``cfg.backbone``."""
+    """The method named by ``cfg.method`` with a fresh backbone ``cfg.backbone``.
+
+    The weights are initialised from ``cfg.seed``, so a config alone reproduces a run.
+    """
     if cfg.method not in METHODS:
         raise ValueError(f"unknown method {cfg.method!r}; choose one of {sorted(METHODS)}")
     cls = METHODS[cfg.method]
     if cfg.params is None:
         cfg.params = cls.Params()
     sobel = bool(getattr(cfg.params, "sobel", False))
+    seed_everything(cfg.seed)
     backbone = build_backbone(cfg.backbone, dataset=cfg.dataset, sobel=sobel)
     return cls(backbone, cfg.params, num_samples)
 
@@ -74,6 +79,19 @@ def knn_monitor(method: Method, train_images, train_labels, test_images, test_la
     ftr = extract_features(method.backbone, train_images)
     fte = extract_features(method.backbone, test_images)
     return knn_accuracy(ftr, train_labels, fte, test_labels, k=cfg.knn_k, temperature=cfg.knn_temperature)
+
+
+COLLAPSE_ENTROPY = 0.5  # normalised cluster-size entropy H / ln K below which a run is called collapsed
+
+
+def collapse_warning(record: dict) -> str | None:
+    """A loud message when the epoch's labelling has collapsed (most images in few clusters)."""
+    h = record.get("cluster_entropy")
+    if h is not None and h < COLLAPSE_ENTROPY:
+        return (f"COLLAPSE at epoch {record.get('epoch')}: cluster-size entropy H/ln K = {h:.2f} "
+                f"(< {COLLAPSE_ENTROPY}); the largest cluster holds {record.get('largest_cluster', float('nan')):.0%} "
+                "of the images. Check the safeguards (equipartition, empty-cluster re-seeding, uniform sampling).")
+    return None
 
 
 def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.device | None = None,
@@ -150,6 +168,10 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
         record.update({k: sum(v) / len(v) for k, v in step_logs.items()})
         if eval_data is not None and cfg.knn_every and ((epoch + 1) % cfg.knn_every == 0 or epoch + 1 == cfg.epochs):
             record["knn_acc"] = knn_monitor(method, *eval_data, cfg)
+        warning = collapse_warning(record)
+        if warning:
+            record["collapse"] = True
+            warnings.warn(warning, RuntimeWarning, stacklevel=2)
         history.append(record)
         if run is not None:
             run.log(record)

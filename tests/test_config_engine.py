@@ -91,3 +91,22 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             sk.pick_device("cuda")
+
+
+def test_collapse_warning():
+    from sslkit.engine import collapse_warning
+
+    assert collapse_warning({"epoch": 3, "cluster_entropy": 0.9}) is None
+    msg = collapse_warning({"epoch": 3, "cluster_entropy": 0.1, "largest_cluster": 0.95})
+    assert "COLLAPSE at epoch 3" in msg and "95%" in msg
+    assert collapse_warning({"epoch": 1}) is None
+
+
+def test_deepcluster_without_safeguards_on_constant_images_warns():
+    images = torch.full((64, 3, 32, 32), 128, dtype=torch.uint8)  # every image identical: one cluster
+    cfg = sk.TrainConfig(method="deepcluster", epochs=1, batch_size=16, knn_every=0, device="cpu")
+    cfg.params = sk.METHODS["deepcluster"].Params(num_clusters=4, pca_dim=4, mlp_hidden=8, reseed_empty=False)
+    method = sk.build_method(cfg, len(images))
+    with pytest.warns(RuntimeWarning, match="COLLAPSE"):
+        hist = sk.fit(method, images, cfg, torch.device("cpu"), log=None)
+    assert hist[0]["collapse"]

@@ -29,6 +29,8 @@ def test_relabel_schedule():
     m.params.num_relabels = 5
     assert m.relabel_epochs(11) == [1, 3, 5, 7, 9]
     assert m.relabel_epochs(1) == []
+    m.params.relabel_at_start = True
+    assert m.relabel_epochs(1) == [0] and m.relabel_epochs(11)[:2] == [0, 1]
 
 
 def test_relabel_is_sinkhorn_on_the_heads_log_softmax():

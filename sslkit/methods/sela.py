@@ -9,8 +9,10 @@ outputs each. Training alternates
    averaged over ``label_views`` augmentations (0: the un-augmented images), then the
    argmax of the transport plan — an (approximately) equipartitioned labelling.
 
-Labels start as a random equipartition, as in the paper's code. The labels are a buffer
-of the module, so they are saved and restored with the model.
+Labels start as a random equipartition, as in the paper's code; ``relabel_at_start``
+replaces it at once by a first Sinkhorn pass on the random network (the lab preset does,
+so a short run does not spend its first epoch on meaningless labels). The labels are a
+buffer of the module, so they are saved and restored with the model.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class SelaParams:
     mlp_hidden: int = 0  # >0: a Linear-BN-ReLU layer of this width between backbone and heads
     lam: float = 25.0  # lambda: the plan is diag(a) P^lambda diag(b)
     num_relabels: int = 5  # Sinkhorn relabellings spread over the run (SeLa CIFAR: 400 in 400 epochs)
+    relabel_at_start: bool = False  # also relabel before the first epoch, from the random network
     label_views: int = 0  # augmentations averaged for the labelling log-softmax (0: plain images)
     sinkhorn_tol: float = 1e-3
     exact_equipartition: bool = False  # round the plan to exactly N/K per cluster instead of argmax
@@ -67,9 +70,12 @@ class SeLa(Method):
 
     # -- the schedule of relabellings ---------------------------------------------------
     def relabel_epochs(self, epochs: int) -> list[int]:
-        """Epochs (0-based) at whose start the data set is relabelled: evenly spread, never epoch 0."""
+        """Epochs (0-based) at whose start the data set is relabelled: evenly spread after the
+        first epoch (which trains on the initial random equipartition, as in the paper's
+        code), plus epoch 0 with ``relabel_at_start``."""
         n = min(self.params.num_relabels, max(0, epochs - 1))
-        return sorted({round(1 + i * (epochs - 1) / n) for i in range(n)}) if n else []
+        epochs_ = {round(1 + i * (epochs - 1) / n) for i in range(n)} if n else set()
+        return sorted(epochs_ | ({0} if self.params.relabel_at_start else set()))
 
     # -- step 2: labels by optimal transport -------------------------------------------------
     @torch.no_grad()
@@ -134,10 +140,10 @@ class SeLa(Method):
 register_preset(
     "sela", "lab", source="this book: sized for a 2-core CPU (chapter 03)",
     description="ConvNet + 512-wide hidden layer on the CIFAR-10 lab subset; K=30 (3x the classes), "
-                "4 heads, relabelled every epoch",
+                "4 heads, relabelled before every epoch (the first from the random network)",
     backbone="convnet", subset="lab", epochs=12, batch_size=128, lr=0.1, weight_decay=5e-4,
     **{"params.num_clusters": 30, "params.num_heads": 4, "params.num_relabels": 11, "params.lam": 25.0,
-       "params.mlp_hidden": 512, "params.sinkhorn_tol": 1e-2})
+       "params.mlp_hidden": 512, "params.sinkhorn_tol": 1e-2, "params.relabel_at_start": True})
 register_preset(
     "sela", "cifar10",
     source="Asano et al., ICLR 2020, CIFAR experiments; official code scripts/cifar.sh "
