@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import socket
 import tarfile
 from pathlib import Path
 
@@ -124,3 +125,10 @@ def make_image_folder_tar(path: Path, classes=("cat", "dog", "frog"), per_class=
 def image_folder_tar(tmp_path):
     path = tmp_path / "folder.tar.gz"
     return path, make_image_folder_tar(path)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for 2-process gloo tests."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,6 +1,5 @@
 import itertools
 import os
-import socket
 
 import pytest
 import torch
@@ -9,6 +8,7 @@ import torch.multiprocessing as mp
 
 import labdata
 import sslkit as sk
+from conftest import free_port
 from sslkit.cluster import fit_pca, kmeans, uniform_cluster_sampler
 
 
@@ -82,12 +82,6 @@ def test_uniform_sampler_balances_clusters():
     assert (counts - 333).abs().max() <= 1
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank, world, port, x, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -103,7 +97,7 @@ def test_distributed_equals_single_process():
     x, _ = labdata.make_blobs(n=400, k=6, dim=5, std=1.0, seed=6)
     single = kmeans(x, 6, iters=15, seed=3)
     out = mp.Manager().dict()
-    mp.spawn(_worker, args=(2, _free_port(), x, out), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), x, out), nprocs=2, join=True)
     assert torch.allclose(out[0][0], single.centroids, atol=1e-5)
     assert torch.equal(torch.cat([out[0][1], out[1][1]]), single.labels)
     assert out[0][2] == pytest.approx(single.inertia, rel=1e-6)

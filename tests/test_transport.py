@@ -2,7 +2,6 @@
 
 import math
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import sslkit as sk
+from conftest import free_port
 from sslkit.transport import balanced_rounding, exact_transport, sela_labels, sinkhorn, swav_codes
 
 
@@ -142,12 +142,6 @@ def test_reports_iterations_and_error():
     assert many.converged and many.iterations < 10000 and many.marginal_error < 1e-6
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank, world, port, scores, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -164,7 +158,7 @@ def test_distributed_equals_single_process():
     single = sinkhorn(scores, 5.0, max_iters=50, tol=1e-8)
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(2, _free_port(), scores, out), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), scores, out), nprocs=2, join=True)
     plan = torch.cat([out[0][0], out[1][0]])
     assert torch.allclose(plan, single.plan, atol=1e-7)
     assert out[0][1] == out[1][1] == single.iterations

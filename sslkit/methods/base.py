@@ -36,6 +36,15 @@ class EpochContext:
     state: dict = field(default_factory=dict)
 
 
+def hidden_layer(dim: int, width: int) -> tuple[nn.Module, int]:
+    """A Linear-BN-ReLU layer of ``width`` on top of ``dim`` features (identity when width is 0),
+    and the feature size it outputs: the layer below the clustering heads of SeLa and
+    DeepCluster, as AlexNet's fully connected layers in the papers."""
+    if width <= 0:
+        return nn.Identity(), dim
+    return nn.Sequential(nn.Linear(dim, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True)), width
+
+
 class Method(nn.Module):
     name = "base"
     uses_labels = False

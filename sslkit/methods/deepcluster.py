@@ -26,7 +26,7 @@ from ..augment import AugmentConfig, augment, to_float
 from ..cluster import fit_pca, kmeans, uniform_cluster_sampler
 from ..config import register_preset
 from ..eval.metrics import cluster_report, nmi
-from .base import EpochContext, Method
+from .base import EpochContext, Method, hidden_layer
 
 
 @dataclass
@@ -49,13 +49,7 @@ class DeepCluster(Method):
 
     def __init__(self, backbone, params: DeepClusterParams, num_samples: int):
         super().__init__(backbone, params, num_samples)
-        dim = backbone.dim
-        if params.mlp_hidden > 0:
-            self.mlp = nn.Sequential(nn.Linear(dim, params.mlp_hidden), nn.BatchNorm1d(params.mlp_hidden),
-                                     nn.ReLU(inplace=True))
-            dim = params.mlp_hidden
-        else:
-            self.mlp = nn.Identity()
+        self.mlp, dim = hidden_layer(backbone.dim, params.mlp_hidden)
         self.head = nn.Linear(dim, params.num_clusters)
         self.register_buffer("labels", torch.full((num_samples,), -1, dtype=torch.long))
         self.aug = AugmentConfig(scale=(params.crop_scale_min, 1.0), jitter_strength=params.jitter_strength,

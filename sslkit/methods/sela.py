@@ -28,7 +28,7 @@ from ..augment import AugmentConfig, augment, to_float
 from ..config import register_preset
 from ..eval.metrics import cluster_report, nmi
 from ..transport import balanced_rounding, sinkhorn
-from .base import EpochContext, Method
+from .base import EpochContext, Method, hidden_layer
 
 
 @dataclass
@@ -53,13 +53,7 @@ class SeLa(Method):
 
     def __init__(self, backbone, params: SelaParams, num_samples: int):
         super().__init__(backbone, params, num_samples)
-        dim = backbone.dim
-        if params.mlp_hidden > 0:  # as AlexNet's fully connected layers sit below SeLa's heads
-            self.mlp = nn.Sequential(nn.Linear(dim, params.mlp_hidden), nn.BatchNorm1d(params.mlp_hidden),
-                                     nn.ReLU(inplace=True))
-            dim = params.mlp_hidden
-        else:
-            self.mlp = nn.Identity()
+        self.mlp, dim = hidden_layer(backbone.dim, params.mlp_hidden)
         self.heads = nn.ModuleList(nn.Linear(dim, params.num_clusters) for _ in range(params.num_heads))
         g = torch.Generator().manual_seed(0)
         init = torch.stack([(torch.arange(num_samples) % params.num_clusters)[torch.randperm(num_samples, generator=g)]
