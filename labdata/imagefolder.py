@@ -47,9 +47,9 @@ def _entries_from_tar(path: Path, splits):
                     continue
                 data = tar.extractfile(member).read()
                 yield parts[-3], parts[-2], parts[-1], data
-    except (tarfile.TarError, EOFError, OSError, Exception) as exc:
-        if isinstance(exc, LabDataError):
-            raise
+    except LabDataError:
+        raise
+    except Exception as exc:  # tarfile.ReadError, EOFError, zlib/OSError on truncated or corrupt archives
         raise LabDataError(
             f"cannot read archive {path} ({type(exc).__name__}: {exc}). The archive is truncated "
             f"or corrupt: copy it again, or point the environment variable at an extracted folder."

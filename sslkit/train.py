@@ -14,28 +14,24 @@ Examples:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
-import typing
 from pathlib import Path
 
-from .config import ConfigError, TrainConfig, apply_preset, parse_overrides, presets_for, set_value
+from .config import ConfigError, TrainConfig, _fields, apply_preset, parse_overrides, presets_for, set_value
+
+
+def _option_lines(obj, skip=()) -> list[str]:
+    """One line per dataclass field: --name, type, default (types from config._fields)."""
+    return [f"  --{name:18s} {getattr(tp, '__name__', str(tp)):6s} default {getattr(obj, name)!r}"
+            for name, tp in _fields(obj).items() if name not in skip]
 
 
 def _describe(cfg: TrainConfig) -> str:
-    lines = ["options (--key=value):"]
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        if f.name != "params":
-            lines.append(f"  --{f.name:18s} {getattr(hints[f.name], '__name__', str(hints[f.name])):6s} "
-                         f"default {getattr(cfg, f.name)!r}")
+    lines = ["options (--key=value):", *_option_lines(cfg, skip=("params",))]
     if cfg.params is not None:
         lines.append(f"method parameters of {cfg.method!r} (--params.KEY=value or --KEY=value):")
-        phints = typing.get_type_hints(type(cfg.params))
-        for f in dataclasses.fields(cfg.params):
-            lines.append(f"  --{f.name:18s} {getattr(phints[f.name], '__name__', str(phints[f.name])):6s} "
-                         f"default {getattr(cfg.params, f.name)!r}")
+        lines += _option_lines(cfg.params)
     presets = presets_for(cfg.method)
     if presets:
         lines.append(f"presets of {cfg.method!r} (--preset=NAME):")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from ..augment import AugmentConfig
+
 
 @dataclass
 class EpochContext:
@@ -43,6 +45,13 @@ def hidden_layer(dim: int, width: int) -> tuple[nn.Module, int]:
     if width <= 0:
         return nn.Identity(), dim
     return nn.Sequential(nn.Linear(dim, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True)), width
+
+
+def view_recipe(params) -> AugmentConfig:
+    """The augmentation of a method's training views from its ``crop_scale_min``,
+    ``jitter_strength`` and ``gray_p`` parameters."""
+    return AugmentConfig(scale=(params.crop_scale_min, 1.0), jitter_strength=params.jitter_strength,
+                         gray_p=params.gray_p)
 
 
 class Method(nn.Module):

@@ -22,11 +22,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..augment import AugmentConfig, augment, to_float
+from ..augment import augment, to_float
 from ..cluster import fit_pca, kmeans, uniform_cluster_sampler
 from ..config import register_preset
 from ..eval.metrics import cluster_report, nmi
-from .base import EpochContext, Method, hidden_layer
+from .base import EpochContext, Method, hidden_layer, view_recipe
 
 
 @dataclass
@@ -52,8 +52,7 @@ class DeepCluster(Method):
         self.mlp, dim = hidden_layer(backbone.dim, params.mlp_hidden)
         self.head = nn.Linear(dim, params.num_clusters)
         self.register_buffer("labels", torch.full((num_samples,), -1, dtype=torch.long))
-        self.aug = AugmentConfig(scale=(params.crop_scale_min, 1.0), jitter_strength=params.jitter_strength,
-                                 gray_p=params.gray_p)
+        self.aug = view_recipe(params)
         self._gen = torch.Generator().manual_seed(0)
 
     @torch.no_grad()

@@ -24,11 +24,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..augment import AugmentConfig, augment, to_float
+from ..augment import augment, to_float
 from ..config import register_preset
 from ..eval.metrics import cluster_report, nmi
 from ..transport import balanced_rounding, sinkhorn
-from .base import EpochContext, Method, hidden_layer
+from .base import EpochContext, Method, hidden_layer, view_recipe
 
 
 @dataclass
@@ -59,8 +59,7 @@ class SeLa(Method):
         init = torch.stack([(torch.arange(num_samples) % params.num_clusters)[torch.randperm(num_samples, generator=g)]
                             for _ in range(params.num_heads)])
         self.register_buffer("labels", init)  # (T, N)
-        self.aug = AugmentConfig(scale=(params.crop_scale_min, 1.0), jitter_strength=params.jitter_strength,
-                                 gray_p=params.gray_p)
+        self.aug = view_recipe(params)
 
     # -- the schedule of relabellings ---------------------------------------------------
     def relabel_epochs(self, epochs: int) -> list[int]:
