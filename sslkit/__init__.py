@@ -4,7 +4,7 @@ Chapters use it as ``import sslkit as sk``; ``python -m sslkit.train`` runs the 
 at full scale. Everything listed in ``__all__`` is the public API.
 """
 
-from . import augment, dist, exercises
+from . import augment, dist, exercises, nce
 from .augment import AugmentConfig, augment as augment_batch, multi_crop, to_float
 from .backbones import DATASET_STATS, Backbone, Sobel, build_backbone, extract_features
 from .cluster import PCA, KMeansResult, fit_pca, kmeans, uniform_cluster_sampler
@@ -16,6 +16,8 @@ from .eval import (ari, cluster_report, cluster_sizes, clustering_metrics, embed
                    plot_cluster_grid, plot_cluster_sizes, plot_curves, plot_embedding, plot_image_grid,
                    plot_umap)
 from .methods import METHODS, EpochContext, Method
+from .nce import (exact_instance_loss, exact_normalizer, init_memory_bank, monte_carlo_normalizer, nce_estimate_error,
+                  nce_loss, nce_scores, proximal_term, sample_noise, update_memory_bank)
 from .runs import RunDir, git_sha
 from .transport import (SinkhornResult, balanced_rounding, cluster_capacities, exact_transport, sela_labels,
                         sinkhorn, swav_codes)
@@ -36,6 +38,9 @@ __all__ = [
     # optimal transport
     "sinkhorn", "SinkhornResult", "swav_codes", "sela_labels", "balanced_rounding", "cluster_capacities",
     "exact_transport",
+    # instance discrimination (NCE, memory bank)
+    "nce", "init_memory_bank", "update_memory_bank", "exact_instance_loss", "exact_normalizer", "sample_noise",
+    "nce_scores", "monte_carlo_normalizer", "nce_loss", "proximal_term", "nce_estimate_error",
     # clustering
     "kmeans", "KMeansResult", "fit_pca", "PCA", "uniform_cluster_sampler",
     # evaluation

@@ -46,23 +46,45 @@ class RunDir:
     """Write a run's record into ``path``: ``config.json``, ``git_sha.txt``, ``metrics.jsonl``,
     ``checkpoints/last.pt`` (and ``best.pt``)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, writer: bool = True):
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.writer = writer  # False on the other processes of a distributed run: they read only
+        if writer:
+            self.path.mkdir(parents=True, exist_ok=True)
 
     def write_config(self, config_dict: dict) -> None:
+        if not self.writer:
+            return
         (self.path / "config.json").write_text(json.dumps(config_dict, indent=2, sort_keys=True, default=str))
         (self.path / "git_sha.txt").write_text(git_sha() + "\n")
 
     def log(self, metrics: dict) -> None:
+        if not self.writer:
+            return
         record = {"time": round(time.time(), 3), **metrics}
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record, default=float) + "\n")
 
     def save_checkpoint(self, state: dict, name: str = "last") -> Path:
         path = self.path / "checkpoints" / f"{name}.pt"
-        atomic_save(state, path)
+        if self.writer:
+            atomic_save(state, path)
         return path
+
+    def has_checkpoint(self, name: str = "last") -> bool:
+        return (self.path / "checkpoints" / f"{name}.pt").exists()
+
+    def load_checkpoint(self, name: str = "last", map_location=None) -> dict:
+        return torch.load(self.path / "checkpoints" / f"{name}.pt", map_location=map_location, weights_only=False)
+
+    def rewrite_metrics(self, records: list[dict]) -> None:
+        """Replace metrics.jsonl by ``records`` (atomically), e.g. when resuming from an earlier checkpoint."""
+        if not self.writer:
+            return
+        f = self.path / "metrics.jsonl"
+        tmp = f.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in records))
+        os.replace(tmp, f)
 
     def read_metrics(self) -> list[dict]:
         f = self.path / "metrics.jsonl"

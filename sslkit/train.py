@@ -3,13 +3,20 @@
 Runs a method at any scale with the same code the chapters use: the data set as a uint8
 tensor on the device, batched augmentation, the generic training loop, the kNN monitor.
 The run directory (``--output_dir``, default ``runs/<method>-<dataset>-<preset>``)
-receives ``config.json``, ``git_sha.txt``, ``metrics.jsonl``, ``checkpoints/last.pt`` and,
-at the end, ``results.json`` (kNN and linear-probe accuracy of the final features).
+receives ``config.json``, ``git_sha.txt``, ``metrics.jsonl``, ``checkpoints/last.pt`` and
+``best.pt`` (best kNN monitor), and at the end ``results.json`` (``sslkit.eval``'s numbers:
+kNN, linear probe, clustering metrics of the heads).
+
+Running the same command into the same directory (or adding ``--resume``) continues the
+run from its last checkpoint; a directory holding a different config is refused. Under
+``torchrun --nproc_per_node=N`` the same command trains with DistributedDataParallel
+(NCCL on GPUs, gloo on CPU); ``--batch_size`` is then per process.
 
 Examples:
     python -m sslkit.train --method=sela --preset=lab
     python -m sslkit.train --method=sela --preset=cifar10 --device=cuda --precision=bf16
     python -m sslkit.train --method=sela --help        # every option, its default, the presets
+    torchrun --nproc_per_node=8 -m sslkit.train --method=swav --preset=cifar10 --device=cuda
 """
 
 from __future__ import annotations
@@ -67,6 +74,7 @@ def build_config(argv: list[str]) -> tuple[TrainConfig, str, bool]:
 def _validate(cfg: TrainConfig) -> None:
     import labdata
 
+    from .methods import METHODS
     from .backbones import BACKBONES
 
     if cfg.dataset not in labdata.datasets():
@@ -78,6 +86,7 @@ def _validate(cfg: TrainConfig) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"--{name} must be positive")
+    METHODS[cfg.method].check_config(cfg)
 
 
 def _subset(value: str):
@@ -86,8 +95,40 @@ def _subset(value: str):
     return int(value) if value.isdigit() else value
 
 
+def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += _config_diff(a, b, f"{prefix}{key}.")
+        elif a != b and not (isinstance(a, list) and isinstance(b, tuple) and a == list(b)):
+            diffs.append(f"{prefix}{key}: {a!r} there, {b!r} now")
+    return diffs
+
+
+def _init_distributed(cfg: TrainConfig):
+    """Under torchrun (WORLD_SIZE > 1): join the process group (NCCL on GPUs, gloo on CPU) and
+    return this process's device; otherwise None."""
+    import os
+
+    import torch
+    import torch.distributed as tdist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    use_cuda = torch.cuda.is_available() and cfg.device not in ("cpu", "mps")
+    tdist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    resume_flag = any(a in ("--resume", "--resume=true", "--resume=True", "--resume=1") for a in argv)
+    argv = [a for a in argv if not a.startswith("--resume")]
     try:
         cfg, preset, wants_help = build_config(argv)
     except ConfigError as exc:
@@ -100,16 +141,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out = Path(cfg.output_dir or f"runs/{cfg.method}-{cfg.dataset}-{preset or 'default'}")
     cfg.output_dir = str(out)
+    # the same command into the same directory continues that run; another run's directory is refused
+    resume = False
     if (out / "config.json").exists():
-        print(f"error: {out} already holds a run (config.json); choose another --output_dir "
-              "(resuming a run is not supported yet)", file=sys.stderr)
+        old = json.loads((out / "config.json").read_text())
+        diffs = _config_diff(old, json.loads(json.dumps(cfg.to_dict(), default=str)))
+        if diffs:
+            print(f"error: {out} holds another run (config.json differs: {'; '.join(diffs[:5])}). "
+                  "Choose another --output_dir, or repeat that run's exact options to resume it.", file=sys.stderr)
+            return 2
+        if (out / "results.json").exists():
+            print(f"{out} holds a finished run of this config (results.json); nothing to do.")
+            return 0
+        resume = (out / "checkpoints" / "last.pt").exists()
+    elif resume_flag:
+        print(f"error: --resume: {out} holds no run to resume (no config.json)", file=sys.stderr)
         return 2
 
     import labdata
 
-    from . import engine
-    from .backbones import extract_features
-    from .eval import knn_accuracy, linear_probe
+    from . import dist, engine
+    from .eval import evaluate_method
     from .runs import RunDir
 
     try:
@@ -122,20 +174,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --batch_size={cfg.batch_size} is larger than the {len(train)} training images",
               file=sys.stderr)
         return 2
-    device = engine.resolve_device(cfg)
-    print(f"sslkit.train: {cfg.method} on {cfg.dataset} ({len(train)} train / {len(test)} test images), "
-          f"{cfg.backbone}, {cfg.epochs} epochs, device {device}, output {out}")
+    device = _init_distributed(cfg) or engine.resolve_device(cfg)
+    main_proc = dist.is_main_process()
+    log = print if main_proc else None
+    if main_proc:
+        print(f"sslkit.train: {cfg.method} on {cfg.dataset} ({len(train)} train / {len(test)} test images), "
+              f"{cfg.backbone}, {cfg.epochs} epochs, {dist.world_size()} process(es), device {device}, "
+              f"output {out}" + (" (resuming)" if resume else ""))
     method = engine.build_method(cfg, len(train))
-    run = RunDir(out)
+    run = RunDir(out, writer=main_proc)
     eval_data = (train.images, train.labels, test.images, test.labels)
-    engine.fit(method, train.images, cfg, device, labels=train.labels if method.uses_labels else None,
-               eval_data=eval_data, run=run, true_labels=train.labels)
-    ftr = extract_features(method.backbone, train.images)
-    fte = extract_features(method.backbone, test.images)
-    results = {"knn_acc": knn_accuracy(ftr, train.labels, fte, test.labels, k=cfg.knn_k,
-                                       temperature=cfg.knn_temperature),
-               "linear_acc": linear_probe(ftr, train.labels, fte, test.labels)["test_acc"],
-               "train_images": len(train), "test_images": len(test), "device": str(device)}
+    try:
+        engine.fit(method, train.images, cfg, device, labels=train.labels if method.uses_labels else None,
+                   eval_data=eval_data, run=run, true_labels=train.labels, resume=resume, log=log,
+                   progress=main_proc)
+    finally:
+        if dist.is_distributed():
+            import torch.distributed as tdist
+
+            tdist.barrier()  # every process is past its last collective before the group goes away
+            tdist.destroy_process_group()
+    if not main_proc:
+        return 0
+    results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
+                              knn_temperature=cfg.knn_temperature)
+    results["device"] = str(device)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(f"results: kNN {results['knn_acc']:.2f}%, linear probe {results['linear_acc']:.2f}% -> {out / 'results.json'}")
     return 0

@@ -30,7 +30,7 @@ def test_sela_run_writes_a_complete_run_directory(tiny_cifar, capsys):
     assert 0 <= results["knn_acc"] <= 100 and results["train_images"] == 60
     # the same directory again: refused, nothing overwritten
     assert main(["--method=sela", "--subset=full", f"--output_dir={out}"]) == 2
-    assert "already holds a run" in capsys.readouterr().err
+    assert "holds another run" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args,message", [

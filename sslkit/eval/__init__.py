@@ -4,11 +4,12 @@ from .knn import knn_accuracy, knn_predict
 from .linear import linear_probe
 from .metrics import (ari, cluster_report, cluster_sizes, clustering_metrics, contingency,
                       hungarian_accuracy, hungarian_match, mutual_information, nmi)
+from .report import evaluate_method
 from .plots import (embed_umap, plot_cluster_grid, plot_cluster_sizes, plot_curves, plot_embedding,
                     plot_image_grid, plot_umap)
 
 __all__ = [
-    "knn_accuracy", "knn_predict", "linear_probe",
+    "knn_accuracy", "knn_predict", "linear_probe", "evaluate_method",
     "ari", "nmi", "mutual_information", "contingency", "hungarian_accuracy", "hungarian_match",
     "cluster_report", "cluster_sizes", "clustering_metrics",
     "embed_umap", "plot_embedding", "plot_umap", "plot_image_grid", "plot_cluster_grid",

@@ -9,6 +9,7 @@ A method is an ``nn.Module`` that owns its backbone and heads. The loop calls
 * ``training_step(images, indices, labels)``: one mini-batch of uint8 images on the
   device; returns the loss and a dict of numbers to log. Self-supervised methods never
   read ``labels`` (they are passed for the supervised baseline only);
+* ``check_config(cfg)`` (class method): reject impossible settings before any work;
 * ``on_step_end(step, ctx)``: work after the optimiser step (prototype normalisation,
   memory-bank update).
 """
@@ -64,6 +65,10 @@ class Method(nn.Module):
         self.params = params
         self.num_samples = num_samples
 
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """Raise ``ConfigError`` for a config this method cannot train with (called before any work)."""
+
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         return {}
 
@@ -73,8 +78,20 @@ class Method(nn.Module):
     def training_step(self, images: torch.Tensor, indices: torch.Tensor, labels: torch.Tensor | None):
         raise NotImplementedError
 
+    def forward(self, images, indices, labels=None):
+        """The training step, as ``forward`` so that DistributedDataParallel can wrap a method."""
+        return self.training_step(images, indices, labels)
+
     def on_step_end(self, ctx: EpochContext) -> None:
         pass
+
+    def monitor(self, eval_data, cfg) -> dict:
+        """Method-specific evaluation next to the loop's kNN monitor (NPID: kNN on its memory bank)."""
+        return {}
+
+    def predict_clusters(self, images: torch.Tensor) -> list[torch.Tensor] | None:
+        """Each clustering head's assignment of ``images`` (uint8), for evaluation; None without heads."""
+        return None
 
     def pseudo_labels(self) -> torch.Tensor | None:
         """The method's current labelling of the training set (None for methods without one)."""

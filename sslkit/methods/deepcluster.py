@@ -85,6 +85,17 @@ class DeepCluster(Method):
     def pseudo_labels(self) -> torch.Tensor:
         return self.labels
 
+    def predict_clusters(self, images):
+        from ..eval.report import batched_argmax
+
+        return [batched_argmax(lambda x: self.head(self.mlp(self.backbone(x))), images, self.labels.device)]
+
+    def get_extra_state(self):
+        return {"sampler_generator": self._gen.get_state()}  # saved in state_dict, so a resumed run samples alike
+
+    def set_extra_state(self, state):
+        self._gen.set_state(state["sampler_generator"])
+
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         info = self.recluster(ctx.images, seed=ctx.cfg.seed + ctx.epoch)
         self.head.reset_parameters()  # a fresh classifier for the new pseudo-labels

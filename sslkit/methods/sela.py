@@ -117,6 +117,12 @@ class SeLa(Method):
     def pseudo_labels(self) -> torch.Tensor:
         return self.labels[0]
 
+    def predict_clusters(self, images):
+        from ..eval.report import batched_argmax
+
+        dev = self.labels.device
+        return [batched_argmax(lambda x, h=h: h(self.mlp(self.backbone(x))), images, dev) for h in self.heads]
+
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         if ctx.epoch in self.relabel_epochs(ctx.cfg.epochs):
             return self.relabel(ctx.images)

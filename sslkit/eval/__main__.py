@@ -1,0 +1,106 @@
+"""python -m sslkit.eval --checkpoint=RUN_DIR/checkpoints/last.pt [--key=value ...]
+
+Evaluates a checkpoint written by ``python -m sslkit.train``: weighted kNN, the linear
+probe on frozen features, and NMI / ARI / Hungarian accuracy of each clustering head on
+the test images. The data set, subset and kNN settings come from the checkpoint's config
+unless overridden. Writes JSON (default: ``eval.json`` beside the run's ``config.json``).
+
+Options:
+    --checkpoint=PATH   a .pt file, or a run directory (its checkpoints/last.pt)
+    --dataset=NAME      evaluate on another data set (e.g. a model trained on cifar10 on cifar100)
+    --subset=NAME       lab | mini | full | images per class
+    --device=NAME       auto | cpu | cuda | ...
+    --linear=false      skip the linear probe
+    --output=PATH       where to write the JSON
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+OPTIONS = ("checkpoint", "dataset", "subset", "device", "linear", "output")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    from ..config import ConfigError, TrainConfig, parse_overrides, set_value
+
+    try:
+        opts = parse_overrides(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    unknown = sorted(set(opts) - set(OPTIONS))
+    if unknown:
+        print(f"error: unknown option --{unknown[0]}; options: {', '.join('--' + o for o in OPTIONS)}", file=sys.stderr)
+        return 2
+    if "checkpoint" not in opts:
+        print("error: --checkpoint=PATH is required (a .pt file or a run directory)", file=sys.stderr)
+        return 2
+    path = Path(opts["checkpoint"])
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    if not path.is_file():
+        print(f"error: no checkpoint at {path}", file=sys.stderr)
+        return 2
+
+    import torch
+
+    import labdata
+
+    from .. import engine
+    from ..train import _subset
+    from .report import evaluate_method
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        saved = state["config"]
+    except Exception as exc:  # a truncated or foreign file
+        print(f"error: {path} is not an sslkit checkpoint ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 2
+    cfg = TrainConfig(method=saved["method"])
+    for key, value in saved.items():
+        if key == "params":
+            for k, v in (value or {}).items():
+                set_value(cfg, f"params.{k}", tuple(v) if isinstance(v, list) else v)
+        elif key != "method":
+            set_value(cfg, key, tuple(value) if isinstance(value, list) else value)
+    for key in ("dataset", "subset", "device"):
+        if key in opts:
+            set_value(cfg, key, opts[key])
+    try:
+        train = labdata.load(cfg.dataset, "train", subset=_subset(str(cfg.subset)))
+        test = labdata.load(cfg.dataset, "test", subset=_subset(str(cfg.subset)))
+    except labdata.LabDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    device = engine.resolve_device(cfg)
+    model = state["model"]  # per-image state (labels, memory bank) fixes the training-set size
+    num_samples = (model["labels"].shape[-1] if "labels" in model else
+                   model["bank"].shape[0] if "bank" in model else len(train))
+    method = engine.build_method(cfg, num_samples)
+    method.load_state_dict(state["model"])
+    method.to(device)
+    results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
+                              knn_temperature=cfg.knn_temperature,
+                              linear=opts.get("linear", "true").lower() not in ("0", "false", "no"))
+    results.update({"checkpoint": str(path), "epoch": state.get("epoch"), "dataset": cfg.dataset,
+                    "subset": cfg.subset, "device": str(device)})
+    out = Path(opts.get("output") or path.parent.parent / "eval.json")
+    out.write_text(json.dumps(results, indent=2))
+    line = f"kNN {results['knn_acc']:.2f}%"
+    if "linear_acc" in results:
+        line += f", linear probe {results['linear_acc']:.2f}%"
+    if "best_head_nmi" in results:
+        line += f", best head NMI {results['best_head_nmi']:.3f}"
+    print(f"{path}: {line} -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

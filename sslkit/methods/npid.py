@@ -1,0 +1,153 @@
+"""NPID: non-parametric instance discrimination with an NCE memory bank.
+
+Wu, Xiong, Yu, Lin, CVPR 2018. The backbone's features go through a linear layer to
+``dim`` (128) dimensions and are L2-normalised; every training image has an entry in a
+memory bank of unit vectors. Each step
+
+1. scores the batch's features against the bank: either the exact non-parametric softmax
+   over all N instances (``loss="softmax"``, for small N) or NCE with ``m`` uniform noise
+   samples and a normaliser Z fixed by Monte Carlo on the first batch (``loss="nce"``);
+2. optionally adds the proximal term ``lambda * ||f_i - v_i||^2`` (``proximal``);
+3. after the optimiser step, writes the features into the bank with momentum and
+   re-normalises (``sslkit.nce.update_memory_bank``).
+
+The bank starts as random unit vectors (the paper) or, with ``bank_init="features"``, as
+the untrained network's embeddings of the un-augmented images: then the first epoch pulls
+each view towards its own image instead of towards a random direction, and the Monte-Carlo
+Z is estimated on realistic similarities (chapter 06 shows both). The bank and Z are
+buffers, so checkpoints carry them. ``monitor`` runs the paper's
+weighted kNN with the bank as the training features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..augment import augment, to_float
+from ..config import ConfigError, register_preset
+from ..eval.knn import knn_accuracy
+from ..nce import (exact_instance_loss, init_memory_bank, monte_carlo_normalizer, nce_loss, nce_scores,
+                   proximal_term, sample_noise, update_memory_bank)
+from .base import EpochContext, Method, view_recipe
+
+
+@dataclass
+class NpidParams:
+    dim: int = 128  # embedding / bank dimension (paper: 128)
+    loss: str = "nce"  # nce | softmax (exact, O(N) per image)
+    num_noise: int = 4096  # m, noise samples per image (paper: 4096)
+    shared_noise: bool = False  # one set of m noise samples per batch (cheaper on CPU) instead of per image
+    temperature: float = 0.07  # tau (paper: 0.07)
+    bank_momentum: float = 0.5  # v <- normalize(mom * v + (1 - mom) * f) (paper: 0.5)
+    proximal: float = 0.0  # lambda of the proximal term (0: off)
+    head_bn: bool = True  # batch-normalise the embedding before L2 (centres it; see chapter 06)
+    bank_init: str = "random"  # random (the paper) | features (one pass of the untrained network, no augmentation)
+    crop_scale_min: float = 0.2
+    jitter_strength: float = 0.5
+    gray_p: float = 0.2
+
+
+class NPID(Method):
+    name = "npid"
+    Params = NpidParams
+
+    def __init__(self, backbone, params: NpidParams, num_samples: int):
+        super().__init__(backbone, params, num_samples)
+        self.embed_head = nn.Sequential(nn.Linear(backbone.dim, params.dim),
+                                        *([nn.BatchNorm1d(params.dim)] if params.head_bn else []))
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("bank", init_memory_bank(num_samples, params.dim, generator=g))
+        self.register_buffer("z", torch.tensor(-1.0))  # NCE normaliser; < 0 until estimated
+        self.register_buffer("bank_ready", torch.tensor(params.bank_init == "random"))
+        self.aug = view_recipe(params)
+        self._pending: tuple | None = None  # (indices, features) to write after the optimiser step
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        p = cfg.params
+        if p.loss not in ("nce", "softmax"):
+            raise ConfigError(f"NPID: --params.loss must be 'nce' or 'softmax', not {p.loss!r}")
+        if p.loss == "nce" and p.num_noise < 1:
+            raise ConfigError("NPID: --params.num_noise must be at least 1 (the paper uses 4096)")
+        if p.bank_init not in ("random", "features"):
+            raise ConfigError(f"NPID: --params.bank_init must be 'random' or 'features', not {p.bank_init!r}")
+        if not 0.0 <= p.bank_momentum < 1.0:
+            raise ConfigError("NPID: --params.bank_momentum must be in [0, 1) (the paper uses 0.5)")
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.embed_head(self.backbone(x)), dim=1)
+
+    @torch.no_grad()
+    def init_bank_from_features(self, images: torch.Tensor, batch_size: int = 256) -> None:
+        """Fill the bank with the current network's embeddings of the un-augmented images
+        (batch statistics in the normalisation layers, as during training)."""
+        for i in range(0, len(images), batch_size):
+            self.bank[i:i + batch_size] = self.embed(to_float(images[i:i + batch_size])).float()
+        self.bank_ready.fill_(True)
+
+    def on_epoch_start(self, ctx: EpochContext) -> dict:
+        if not bool(self.bank_ready):
+            self.init_bank_from_features(ctx.images)
+        return {}
+
+    def training_step(self, images, indices, labels=None):
+        f = self.embed(augment(images, self.aug)).float()
+        p = self.params
+        logs = {}
+        if p.loss == "softmax":
+            loss = exact_instance_loss(f, indices, self.bank, p.temperature)
+        else:
+            noise = sample_noise(len(f), p.num_noise, self.num_samples, f.device, shared=p.shared_noise)
+            scores = nce_scores(f, indices, noise, self.bank, p.temperature)
+            if float(self.z) < 0:  # estimated once, on the first batch, then fixed
+                self.z.fill_(monte_carlo_normalizer(scores[:, 1:], self.num_samples))
+            loss = nce_loss(scores, float(self.z), self.num_samples)
+            logs["nce_z"] = float(self.z)
+        if p.proximal > 0:
+            prox = proximal_term(f, self.bank[indices])
+            loss = loss + p.proximal * prox
+            logs["proximal"] = prox.item()
+        self._pending = (indices, f.detach())
+        return loss, logs
+
+    def on_step_end(self, ctx: EpochContext) -> None:
+        if self._pending is not None:
+            update_memory_bank(self.bank, *self._pending, momentum=self.params.bank_momentum)
+            self._pending = None
+
+    @torch.no_grad()
+    def monitor(self, eval_data, cfg) -> dict:
+        """Weighted kNN (k, tau from the config) with the memory bank as the training features."""
+        train_images, train_labels, test_images, test_labels = eval_data
+        if len(train_labels) != len(self.bank):
+            return {}
+        was = self.training
+        self.eval()
+        dev = self.bank.device
+        feats = torch.cat([self.embed(to_float(test_images[i:i + 512].to(dev)))
+                           for i in range(0, len(test_images), 512)])
+        self.train(was)
+        return {"bank_knn_acc": knn_accuracy(self.bank, train_labels.to(dev), feats, test_labels.to(dev),
+                                             k=cfg.knn_k, temperature=cfg.knn_temperature)}
+
+
+register_preset(
+    "npid", "lab", source="this book: sized for a 2-core CPU (chapter 06)",
+    description="ConvNet on the CIFAR-10 lab subset, 128-d bank filled from the untrained network, NCE with "
+                "m=4096 noise samples shared by each batch, tau 0.07, momentum 0.5",
+    backbone="convnet", subset="lab", epochs=20, batch_size=128, lr=0.06, weight_decay=5e-4,
+    **{"params.dim": 128, "params.num_noise": 4096, "params.temperature": 0.07, "params.bank_momentum": 0.5,
+       "params.shared_noise": True, "params.bank_init": "features"})
+_PAPER = ("Wu et al., CVPR 2018 (128-d features, m=4096 noise samples, tau 0.07, bank momentum 0.5; "
+          "CIFAR-10 with ResNet-18, 200 epochs) and the official code zhirongw/lemniscate.pytorch (cifar.py: "
+          "batch 128, SGD momentum 0.9, wd 5e-4)")
+for _ds in ("cifar10", "cifar100", "svhn"):
+    register_preset(
+        "npid", _ds, source=_PAPER, description=f"CIFAR ResNet-18 on full {_ds}, 200 epochs",
+        dataset=_ds, backbone="resnet18", subset="full", epochs=200, batch_size=128, lr=0.06,
+        weight_decay=5e-4, schedule="cosine",
+        **{"params.dim": 128, "params.num_noise": 4096, "params.temperature": 0.07, "params.bank_momentum": 0.5})

@@ -1,0 +1,206 @@
+"""SwAV: swapping assignments between views (online clustering).
+
+Caron, Misra, Mairal, Goyal, Bojanowski, Joulin, NeurIPS 2020. For every image the
+network sees two full-resolution crops and ``n_local`` small ones; each crop goes through
+the backbone, a projection head and an L2 normalisation to a point ``z`` on the unit
+sphere, scored against K prototypes (unit vectors ``c_k``: ``s = z C^T``).
+
+* Codes: for each full-resolution crop, Sinkhorn on ``exp(s / epsilon)`` over the batch
+  (plus the queue) equipartitions the batch over the prototypes; 3 iterations, no
+  gradient, soft codes ``q`` (rows sum to 1), as in the paper.
+* Swapped prediction: every *other* crop predicts those codes,
+  ``loss = - sum_k q_k log softmax(s' / tau)_k``, averaged over crops and the two codes.
+* Prototypes are re-normalised to unit length after every step and receive no gradient
+  during the first ``freeze_prototypes_steps`` steps.
+* The queue: when the batch is small compared with K, the features of the last
+  ``queue_length`` images (per full-resolution crop) join the Sinkhorn problem from epoch
+  ``queue_start_epoch`` on; only the current batch's codes enter the loss.
+
+Under ``torch.distributed`` Sinkhorn's sums are all-reduced (``sslkit.transport``), so the
+codes equipartition the global batch. The method keeps, per image, the prototype its last
+code pointed to (``labels``), which the loop compares with the ground truth and uses for
+the collapse monitor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..augment import AugmentConfig, multi_crop
+from ..config import ConfigError, register_preset
+from ..eval.metrics import cluster_report
+from ..transport import sinkhorn
+from .base import EpochContext, Method
+
+
+@dataclass
+class SwavParams:
+    proj_hidden: int = 2048  # projection MLP hidden width (0: a single linear layer)
+    proj_dim: int = 128  # dimension of z and of the prototypes
+    num_prototypes: int = 3000  # K
+    temperature: float = 0.1  # tau of the prediction softmax
+    epsilon: float = 0.05  # Sinkhorn regularisation (lambda = 1/epsilon)
+    sinkhorn_iters: int = 3
+    freeze_prototypes_steps: int = 313  # steps without gradient for the prototypes (paper: 313)
+    queue_length: int = 0  # features kept per full-resolution crop (0: no queue)
+    queue_start_epoch: int = 15  # 0-based epoch from which the queue is used
+    n_local: int = 0  # small crops besides the 2 full-resolution ones
+    local_size: int = 16
+    global_scale_min: float = 0.14  # full crops cover (global_scale_min, 1) of the image
+    local_scale_min: float = 0.05  # small crops cover (local_scale_min, global_scale_min)
+    jitter_strength: float = 0.5
+    gray_p: float = 0.2
+
+
+def swapped_prediction_loss(scores: list[torch.Tensor], codes: list[torch.Tensor], temperature: float) -> torch.Tensor:
+    """SwAV's loss: ``scores[v]`` (B, K) prototype scores of crop v; ``codes[i]`` (B, K) the
+    codes of crop i (the first ``len(codes)`` crops are the ones with codes). Each code is
+    predicted by every other crop; the mean is over crops, codes and images."""
+    total = 0.0
+    for i, q in enumerate(codes):
+        others = [v for v in range(len(scores)) if v != i]
+        sub = sum(-(q * F.log_softmax(scores[v] / temperature, dim=1)).sum(1).mean() for v in others)
+        total = total + sub / len(others)
+    return total / len(codes)
+
+
+class SwAV(Method):
+    name = "swav"
+    Params = SwavParams
+
+    def __init__(self, backbone, params: SwavParams, num_samples: int):
+        super().__init__(backbone, params, num_samples)
+        if params.proj_hidden > 0:
+            self.projector = nn.Sequential(nn.Linear(backbone.dim, params.proj_hidden),
+                                           nn.BatchNorm1d(params.proj_hidden), nn.ReLU(inplace=True),
+                                           nn.Linear(params.proj_hidden, params.proj_dim))
+        else:
+            self.projector = nn.Linear(backbone.dim, params.proj_dim)
+        self.prototypes = nn.Linear(params.proj_dim, params.num_prototypes, bias=False)
+        self.normalize_prototypes()
+        self.register_buffer("queue", torch.zeros(2, params.queue_length, params.proj_dim))
+        self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))  # images in the queue
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.register_buffer("labels", torch.full((num_samples,), -1, dtype=torch.long))
+        self.epoch = 0
+        self.crops = dict(global_scale=(params.global_scale_min, 1.0), n_local=params.n_local,
+                          local_size=params.local_size, local_scale=(params.local_scale_min, params.global_scale_min),
+                          base=AugmentConfig(jitter_strength=params.jitter_strength, gray_p=params.gray_p))
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """SwAV needs at least as many samples in the Sinkhorn problem as prototypes."""
+        p = cfg.params
+        from .. import dist
+
+        batch = cfg.batch_size * dist.world_size()
+        if batch + p.queue_length < p.num_prototypes:
+            need = p.num_prototypes - batch
+            suggest = -(-need // cfg.batch_size) * cfg.batch_size  # a multiple of the batch size
+            raise ConfigError(
+                f"SwAV: the global batch ({batch}) plus the queue ({p.queue_length}) is smaller than the "
+                f"{p.num_prototypes} prototypes, so the codes cannot spread the batch over the prototypes and "
+                f"training collapses. Use a queue (--params.queue_length={suggest} or more, "
+                f"with --params.queue_start_epoch), a larger --batch_size, or fewer --params.num_prototypes.")
+        if p.queue_length and p.queue_length % cfg.batch_size:
+            raise ConfigError(f"SwAV: --params.queue_length={p.queue_length} must be a multiple of "
+                              f"--batch_size={cfg.batch_size} (the queue shifts by one batch per step)")
+        if not 0 < p.epsilon:
+            raise ConfigError("SwAV: --params.epsilon must be positive (SwAV uses 0.05; 0.03 on CIFAR-100)")
+
+    @torch.no_grad()
+    def normalize_prototypes(self) -> None:
+        self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Unit-norm projection z of a batch of float images."""
+        return F.normalize(self.projector(self.backbone(x)), dim=1)
+
+    def prototype_scores(self, z: torch.Tensor) -> torch.Tensor:
+        """z C^T; the prototypes get no gradient while frozen."""
+        w = self.prototypes.weight
+        if int(self.steps_done) < self.params.freeze_prototypes_steps:
+            w = w.detach()
+        return z @ w.t()
+
+    @property
+    def queue_active(self) -> bool:
+        return self.params.queue_length > 0 and self.epoch >= self.params.queue_start_epoch
+
+    @torch.no_grad()
+    def codes(self, scores: torch.Tensor, crop: int, z: torch.Tensor) -> torch.Tensor:
+        """Soft codes for one full-resolution crop's batch; with the queue active, the queued
+        features join the problem (once the queue is full, as in the official code) and the
+        current batch then enters the queue."""
+        s = scores.detach().float()
+        if self.queue_active:
+            if int(self.queue_filled) >= self.params.queue_length:
+                s = torch.cat([self.queue[crop] @ self.prototypes.weight.detach().float().t(), s])
+            b = len(z)
+            self.queue[crop] = torch.cat([z.detach().float(), self.queue[crop][:-b]])
+            if crop == 1:
+                self.queue_filled.add_(b).clamp_(max=self.params.queue_length)
+        q = sinkhorn(s, 1.0 / self.params.epsilon, max_iters=self.params.sinkhorn_iters, tol=0.0,
+                     min_iters=self.params.sinkhorn_iters).codes()
+        return q[-len(z):]
+
+    def on_epoch_start(self, ctx: EpochContext) -> dict:
+        self.epoch = ctx.epoch
+        if self.labels.min() < 0:
+            return {}
+        rep = cluster_report(self.labels.cpu(), self.params.num_prototypes)
+        return {"cluster_entropy": rep["normalized_entropy"], "effective_clusters": rep["effective_clusters"],
+                "largest_cluster": rep["largest_fraction"]}
+
+    def pseudo_labels(self):
+        return None if self.labels.min() < 0 else self.labels
+
+    def predict_clusters(self, images):
+        from ..eval.report import batched_argmax
+
+        return [batched_argmax(lambda x: self.embed(x) @ self.prototypes.weight.t(), images, self.labels.device)]
+
+    def training_step(self, images, indices, labels=None):
+        views = multi_crop(images, n_global=2, **self.crops)
+        # one forward pass per resolution: the two full crops together, then the small ones
+        zs = [self.embed(torch.cat(views[:2]))]
+        if self.params.n_local:
+            zs.append(self.embed(torch.cat(views[2:])))
+        z = torch.cat(zs)
+        scores = list(self.prototype_scores(z).split(len(images)))
+        zz = z.split(len(images))
+        codes = [self.codes(scores[i], i, zz[i]) for i in range(2)]
+        loss = swapped_prediction_loss(scores, codes, self.params.temperature)
+        with torch.no_grad():
+            self.labels[indices] = codes[0].argmax(1)
+            ent = -(codes[0] * codes[0].clamp_min(1e-12).log()).sum(1).mean() / math.log(self.params.num_prototypes)
+        return loss, {"code_entropy": ent.item(), "loss_over_lnK": loss.item() / math.log(self.params.num_prototypes)}
+
+    def on_step_end(self, ctx: EpochContext) -> None:
+        self.steps_done += 1
+        self.normalize_prototypes()
+
+
+register_preset(
+    "swav", "lab", source="this book: sized for a 2-core CPU (chapter 05)",
+    description="ConvNet on the CIFAR-10 lab subset; 2x32px crops, K=100 prototypes, batch 128 (no queue needed)",
+    backbone="convnet", subset="lab", epochs=12, batch_size=128, lr=0.3, weight_decay=1e-5, warmup_epochs=1,
+    **{"params.proj_hidden": 512, "params.proj_dim": 64, "params.num_prototypes": 100,
+       "params.freeze_prototypes_steps": 78, "params.epsilon": 0.05, "params.temperature": 0.1})
+_SOLO = ("solo-learn CIFAR SwAV recipe (Costa et al., JMLR 2022; scripts/pretrain/cifar/swav.yaml): ResNet-18, "
+         "projector 2048-128, 3000 prototypes, queue 3840 from epoch 50, prototypes frozen 2 epochs, eps 0.05, "
+         "tau 0.1, batch 256, SGD+LARS lr 0.6, wd 1e-6, 1000 epochs; multi-crop off. SwAV defaults: "
+         "Caron et al., NeurIPS 2020 and facebookresearch/swav main_swav.py")
+for _ds, _eps in (("cifar10", 0.05), ("cifar100", 0.05), ("svhn", 0.05)):
+    register_preset(
+        "swav", _ds, source=_SOLO, description=f"CIFAR ResNet-18 on full {_ds}, 1000 epochs",
+        dataset=_ds, backbone="resnet18", subset="full", epochs=1000, batch_size=256, lr=0.6, weight_decay=1e-6,
+        warmup_epochs=10, precision="bf16",
+        **{"params.proj_hidden": 2048, "params.proj_dim": 128, "params.num_prototypes": 3000,
+           "params.queue_length": 3840, "params.queue_start_epoch": 50, "params.freeze_prototypes_steps": 2 * 195,
+           "params.epsilon": _eps, "params.temperature": 0.1})

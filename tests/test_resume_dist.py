@@ -1,0 +1,164 @@
+"""Resume (in process and after SIGKILL), torchrun with gloo, and python -m sslkit.eval."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import sslkit as sk
+from conftest import make_image_folder_tar
+from sslkit.runs import RunDir
+
+CLASSES = [f"class{i}" for i in range(10)]
+
+
+def _images(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 3, 32, 32, generator=g) * 255).to(torch.uint8)
+
+
+def _cfg(method):
+    cfg = sk.TrainConfig(method=method, epochs=3, batch_size=16, lr=0.05, knn_every=0, device="cpu")
+    small = {"sela": dict(num_clusters=4, num_heads=2, mlp_hidden=16, num_relabels=2),
+             "deepcluster": dict(num_clusters=4, pca_dim=8, mlp_hidden=16),
+             "swav": dict(proj_hidden=16, proj_dim=8, num_prototypes=8, freeze_prototypes_steps=3,
+                          queue_length=32, queue_start_epoch=1),
+             "npid": dict(dim=8, num_noise=16)}[method]
+    cfg.params = sk.METHODS[method].Params(**small)
+    return cfg
+
+
+def _state(method):
+    return {k: v.clone() for k, v in method.state_dict().items() if torch.is_tensor(v)}
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["sela", "deepcluster", "swav", "npid"])
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, name):
+    images = _images()
+    cfg = _cfg(name)
+    full = sk.build_method(cfg, len(images))
+    hist_full = sk.fit(full, images, cfg, torch.device("cpu"), log=None, run=RunDir(tmp_path / "a"))
+
+    # a run that dies in the middle of epoch 3 (after epoch 2's checkpoint)
+    cfg_b = _cfg(name)
+    broken = sk.build_method(cfg_b, len(images))
+    calls = {"n": 0}
+    step = broken.training_step
+
+    def dying_step(*args):
+        calls["n"] += 1
+        if calls["n"] == 2 * (len(images) // 16) + 2:
+            raise Interrupt
+        return step(*args)
+
+    broken.training_step = dying_step
+    with pytest.raises(Interrupt):
+        sk.fit(broken, images, cfg_b, torch.device("cpu"), log=None, run=RunDir(tmp_path / "b"))
+    assert RunDir(tmp_path / "b").load_checkpoint()["epoch"] == 2
+
+    resumed = sk.build_method(_cfg(name), len(images))
+    hist = sk.fit(resumed, images, _cfg(name), torch.device("cpu"), log=None, run=RunDir(tmp_path / "b"),
+                  resume=True)
+    a, b = _state(full), _state(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k  # bitwise on CPU
+    assert [h["loss"] for h in hist] == [h["loss"] for h in hist_full]
+    assert len(RunDir(tmp_path / "b").read_metrics()) == 3
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path, lab_cache):
+    path = tmp_path / "tiny.tar.gz"
+    make_image_folder_tar(path, classes=CLASSES, per_class=8)
+    env = dict(os.environ, LABDATA_CIFAR10=str(path), LABDATA_DIR=str(lab_cache), PYTHONHASHSEED="0")
+    return env
+
+
+ARGS = ["--method=sela", "--preset=lab", "--subset=full", "--batch_size=16", "--num_clusters=5", "--num_heads=2",
+        "--mlp_hidden=0", "--device=cpu", "--knn_every=0"]
+
+
+def _checkpoint_model(run):
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=False)["model"]
+
+
+def test_cli_killed_then_rerun_resumes_to_the_same_state(tmp_path, tiny_cifar):
+    env = tiny_cifar
+    ref, run = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run([sys.executable, "-m", "sslkit.train", *ARGS, "--epochs=6", f"--output_dir={ref}"], env=env,
+                   check=True, capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-m", "sslkit.train", *ARGS, "--epochs=6", f"--output_dir={run}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        metrics = run / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len((run / "metrics.jsonl").read_text().splitlines())
+    assert done < 6 and not (run / "results.json").exists(), "the run finished before it could be killed"
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["epoch"] >= 1  # a valid checkpoint
+    r = subprocess.run([sys.executable, "-m", "sslkit.train", *ARGS, "--epochs=6", f"--output_dir={run}"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "resum" in r.stdout
+    a, b = _checkpoint_model(ref), _checkpoint_model(run)
+    for k in a:
+        if torch.is_tensor(a[k]):
+            assert torch.equal(a[k], b[k]), k
+    assert [m["epoch"] for m in RunDir(run).read_metrics()] == [1, 2, 3, 4, 5, 6]
+    # finished: the same command again does nothing; another config into it is refused
+    again = subprocess.run([sys.executable, "-m", "sslkit.train", *ARGS, "--epochs=6", f"--output_dir={run}"],
+                           env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    other = subprocess.run([sys.executable, "-m", "sslkit.train", *ARGS, "--epochs=7", f"--output_dir={run}"],
+                           env=env, capture_output=True, text=True)
+    assert other.returncode == 2 and "epochs: 6 there, 7 now" in other.stderr
+
+
+def test_torchrun_two_processes_gloo(tmp_path, tiny_cifar):
+    """2 CPU processes (gloo) train; SeLa's labels equal one process's (relabelled from the same network)."""
+    env = tiny_cifar
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = ARGS + ["--epochs=1", "--batch_size=8"]
+    subprocess.run([sys.executable, "-m", "sslkit.train", *args, f"--output_dir={one}"], env=env, check=True,
+                   capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        "-m", "sslkit.train", *args, f"--output_dir={two}"], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "2 process(es)" in r.stdout
+    metrics = RunDir(two).read_metrics()
+    assert len(metrics) == 1 and metrics[0]["images_per_s"] > 0  # one writer, one record per epoch
+    assert torch.equal(_checkpoint_model(one)["labels"], _checkpoint_model(two)["labels"])
+    assert json.loads((two / "results.json").read_text())["knn_acc"] >= 0
+
+
+def test_eval_cli_reports_knn_linear_and_heads(tmp_path, tiny_cifar):
+    env = tiny_cifar
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "sslkit.train", *ARGS, "--epochs=1", f"--output_dir={run}"], env=env,
+                   check=True, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "sslkit.eval", f"--checkpoint={run}"], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((run / "eval.json").read_text())
+    assert 0 <= res["knn_acc"] <= 100 and 0 <= res["linear_acc"] <= 100
+    assert len(res["heads"]) == 2 and all(0 <= h["nmi"] <= 1 for h in res["heads"])
+    # the same numbers as the training run's own results.json (same code, same checkpoint)
+    assert res["knn_acc"] == json.loads((run / "results.json").read_text())["knn_acc"]
+    bad = subprocess.run([sys.executable, "-m", "sslkit.eval", f"--checkpoint={tmp_path / 'nope'}"], env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "no checkpoint" in bad.stderr
