@@ -172,6 +172,38 @@ assert share_uniform < 0.05 < share_plain
 # input instead (`params.sobel=True`, the `cifar10` preset). The lab run keeps colour but
 # uses colour jitter and grayscale augmentation.
 #
+# **Training with the safeguards off.** Does a short run collapse without re-seeding and
+# uniform sampling? Five epochs on 3,000 images, both safeguards on, then both off
+# (`params.reseed_empty=False, params.uniform_sampling=False`), with the loop's collapse
+# monitor (cluster-size entropy and the largest cluster's share after each k-means):
+
+# %%
+def short_dc(safeguards: bool, n: int = 3000, epochs: int = 5):
+    cfg_s = sk.TrainConfig(method="deepcluster", dataset=DATASET)
+    sk.apply_preset(cfg_s, "lab")
+    cfg_s.epochs, cfg_s.knn_every = epochs, 0
+    sk.set_value(cfg_s, "reseed_empty", str(safeguards))
+    sk.set_value(cfg_s, "uniform_sampling", str(safeguards))
+    m = sk.build_method(cfg_s, n)
+    return sk.fit(m, train.images[:n], cfg_s, device, log=None, true_labels=train.labels[:n])
+
+for on in (True, False):
+    h = short_dc(on)
+    largest = [f"{r['largest_cluster']:.1%}" for r in h]
+    entropy = [round(r["cluster_entropy"], 3) for r in h]
+    print(f"safeguards {'on ' if on else 'off'}: largest cluster per epoch {largest}, H/ln K {entropy}, "
+          f"clusters used {h[-1]['used_clusters']}")
+    assert all(r["cluster_entropy"] > 0.5 for r in h)
+
+# %% [markdown]
+# At this scale — 100 clusters, a few epochs, PCA-whitened and L2-normalised features —
+# nothing collapses either way: the measured entropy stays near 1 with or without the
+# safeguards. The failure modes they prevent (empty clusters accumulating, one cluster
+# swallowing the data set while the network learns to predict it) grow with the number
+# of clusters and the length of training: the paper uses 10,000 clusters on ImageNet for
+# hundreds of epochs. The effects of each safeguard on one k-means step and on one epoch's
+# sampling are the ones measured above; `sk.fit`'s collapse warning watches every run.
+#
 # ## 5. DeepCluster on the lab subset
 
 # %%

@@ -337,7 +337,9 @@ print(f"mean share of the majority class among a prototype's 8 nearest images: {
 #
 # Codes of 32 test images on their own, and with the features of 480 other images queued
 # in the same Sinkhorn problem (`SwAV.codes` does this bookkeeping during training; here
-# the concatenated problem is formed by hand). Alone, no entry can exceed $32/100$.
+# the concatenated problem is formed by hand). Alone, no entry can exceed $32/100$ once
+# Sinkhorn has converged (the paper's three iterations leave the columns slightly off, so
+# the bound holds approximately).
 
 # %%
 batch_z, queue_z = z_test[:32], z_test[32:512]

@@ -12,8 +12,8 @@ k-means (Lloyd's algorithm):
 * an empty cluster is re-seeded by splitting a large one: it takes a slightly perturbed
   copy of the centroid of a cluster chosen with probability proportional to its size
   (as faiss does), and the two centroids move apart symmetrically;
-* stops when the relative decrease of the inertia falls below ``tol`` or after ``iters``
-  iterations; ``restarts`` runs keep the lowest inertia.
+* stops when no point changes cluster, when the relative decrease of the inertia falls
+  below ``tol``, or after ``iters`` iterations; ``restarts`` runs keep the lowest inertia.
 """
 
 from __future__ import annotations
@@ -139,12 +139,18 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="km
     for r in range(restarts):
         g = torch.Generator().manual_seed(seed + 1000 * r)
         centroids = _init(x, k, init, g, chunk_size)
-        history, reseeded, prev = [], 0, None
-        it = 0
+        history, reseeded, prev, prev_labels = [], 0, None, None
+        it, converged = 0, False
         for it in range(1, iters + 1):
             labels, d2 = assign(x, centroids, chunk_size)
             inertia = dist.all_reduce_sum(d2.sum().double().reshape(1)).item()
             history.append(inertia)
+            if prev_labels is not None:
+                changed = dist.all_reduce_sum((labels != prev_labels).sum().reshape(1)).item()
+                if changed == 0:  # no point moved: the centroids are final (scikit-learn's strict convergence)
+                    converged = True
+                    break
+            prev_labels = labels
             sums = torch.zeros_like(centroids).index_add_(0, labels, x)
             counts = torch.bincount(labels, minlength=k).to(x.device)
             dist.all_reduce_sum(sums)
@@ -156,8 +162,9 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="km
             if prev is not None and prev - inertia <= tol * max(prev, 1e-12):
                 break
             prev = inertia
-        labels, d2 = assign(x, centroids, chunk_size)
-        inertia = dist.all_reduce_sum(d2.sum().double().reshape(1)).item()
+        if not converged:  # labels and inertia of the final centroids
+            labels, d2 = assign(x, centroids, chunk_size)
+            inertia = dist.all_reduce_sum(d2.sum().double().reshape(1)).item()
         res = KMeansResult(centroids, labels, inertia, it, history, reseeded)
         if best is None or res.inertia < best.inertia:
             best = res

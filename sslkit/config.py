@@ -40,6 +40,8 @@ class TrainConfig:
     knn_k: int = 200
     knn_temperature: float = 0.1
     output_dir: str = ""  # empty: do not write a run directory
+    compile: bool = False  # torch.compile the training step (GPU runs; first steps are slow)
+    tensorboard: bool = False  # also write the metrics as TensorBoard scalars (needs `pip install tensorboard`)
     params: typing.Any = None  # the method's own dataclass
 
     def to_dict(self) -> dict:
@@ -108,6 +110,18 @@ def set_value(cfg: TrainConfig, key: str, value) -> None:
     if isinstance(value, str) and tp is not str:
         value = _convert(value, tp, key)
     setattr(target, name, value)
+
+
+def config_from_dict(saved: dict) -> TrainConfig:
+    """A ``TrainConfig`` from a run's ``config.json`` / checkpoint dict (lists back to tuples)."""
+    cfg = TrainConfig(method=saved["method"])
+    for key, value in saved.items():
+        if key == "params":
+            for k, v in (value or {}).items():
+                set_value(cfg, f"params.{k}", tuple(v) if isinstance(v, list) else v)
+        elif key != "method":
+            set_value(cfg, key, tuple(value) if isinstance(value, list) else value)
+    return cfg
 
 
 def parse_overrides(args: list[str]) -> dict:

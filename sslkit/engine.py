@@ -203,6 +203,8 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
         # buffers (queue, memory bank, pseudo-labels) are per-method state, not broadcast each step
         step_fn = DDP(method, device_ids=[device.index] if device.type == "cuda" else None,
                       broadcast_buffers=False, find_unused_parameters=True)
+    if cfg.compile:
+        step_fn = torch.compile(step_fn)
     history: list[dict] = []
     start_epoch = 0
     if resume and run is not None and run.has_checkpoint():

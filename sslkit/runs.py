@@ -46,11 +46,16 @@ class RunDir:
     """Write a run's record into ``path``: ``config.json``, ``git_sha.txt``, ``metrics.jsonl``,
     ``checkpoints/last.pt`` (and ``best.pt``)."""
 
-    def __init__(self, path: str | Path, writer: bool = True):
+    def __init__(self, path: str | Path, writer: bool = True, tensorboard: bool = False):
         self.path = Path(path)
         self.writer = writer  # False on the other processes of a distributed run: they read only
+        self._tb = None
         if writer:
             self.path.mkdir(parents=True, exist_ok=True)
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter  # optional dependency
+
+                self._tb = SummaryWriter(str(self.path / "tensorboard"))
 
     def write_config(self, config_dict: dict) -> None:
         if not self.writer:
@@ -64,6 +69,12 @@ class RunDir:
         record = {"time": round(time.time(), 3), **metrics}
         with open(self.path / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record, default=float) + "\n")
+        if self._tb is not None:
+            step = int(metrics.get("epoch", 0))
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
+                    self._tb.add_scalar(key, value, step)
+            self._tb.flush()
 
     def save_checkpoint(self, state: dict, name: str = "last") -> Path:
         path = self.path / "checkpoints" / f"{name}.pt"
@@ -89,3 +100,40 @@ class RunDir:
     def read_metrics(self) -> list[dict]:
         f = self.path / "metrics.jsonl"
         return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []
+
+
+def method_from_checkpoint(state: dict, cfg=None, default_samples: int | None = None):
+    """Rebuild the method a checkpoint was saved from (its config unless ``cfg`` is given)
+    and load its weights and buffers. Per-image state (pseudo-labels, memory bank) fixes the
+    size of the training set; other methods use ``default_samples``."""
+    from .config import config_from_dict
+    from .engine import build_method
+
+    cfg = cfg or config_from_dict(state["config"])
+    model = state["model"]
+    n = (model["labels"].shape[-1] if "labels" in model else
+         model["bank"].shape[0] if "bank" in model else default_samples)
+    if n is None:
+        raise ValueError("default_samples is needed for a method without per-image state")
+    method = build_method(cfg, n)
+    method.load_state_dict(model)
+    return method
+
+
+def load_run(path: str | Path, checkpoint: str = "last", device=None):
+    """A finished or running ``sslkit.train`` run for a chapter: ``(method, config, metrics)``,
+    or ``None`` (with a message) when ``path`` holds no checkpoint, so the caller can train
+    instead of failing. ``path`` is the run directory."""
+    from .config import config_from_dict
+
+    run = RunDir.__new__(RunDir)
+    run.path, run.writer, run._tb = Path(path), False, None
+    if not run.has_checkpoint(checkpoint):
+        print(f"no checkpoint at {run.path / 'checkpoints' / (checkpoint + '.pt')}; train instead "
+              "(the command that creates it is in the run's README or the chapter)")
+        return None
+    state = run.load_checkpoint(checkpoint, map_location="cpu")
+    method = method_from_checkpoint(state, default_samples=0)  # no per-image state: the size is unused
+    if device is not None:
+        method.to(device)
+    return method, config_from_dict(state["config"]), run.read_metrics()

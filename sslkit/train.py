@@ -87,6 +87,11 @@ def _validate(cfg: TrainConfig) -> None:
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"--{name} must be positive")
     METHODS[cfg.method].check_config(cfg)
+    if cfg.tensorboard:
+        try:
+            import torch.utils.tensorboard  # noqa: F401
+        except ImportError:
+            raise ConfigError("--tensorboard=true needs the tensorboard package: pip install tensorboard") from None
 
 
 def _subset(value: str):
@@ -182,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{cfg.backbone}, {cfg.epochs} epochs, {dist.world_size()} process(es), device {device}, "
               f"output {out}" + (" (resuming)" if resume else ""))
     method = engine.build_method(cfg, len(train))
-    run = RunDir(out, writer=main_proc)
+    run = RunDir(out, writer=main_proc, tensorboard=cfg.tensorboard)
     eval_data = (train.images, train.labels, test.images, test.labels)
     try:
         engine.fit(method, train.images, cfg, device, labels=train.labels if method.uses_labels else None,

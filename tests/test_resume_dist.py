@@ -162,3 +162,25 @@ def test_eval_cli_reports_knn_linear_and_heads(tmp_path, tiny_cifar):
     bad = subprocess.run([sys.executable, "-m", "sslkit.eval", f"--checkpoint={tmp_path / 'nope'}"], env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no checkpoint" in bad.stderr
+
+
+def test_load_run_rebuilds_the_method_or_returns_none(tmp_path, capsys):
+    images = _images()
+    cfg = _cfg("swav")
+    cfg.epochs = 1
+    m = sk.build_method(cfg, len(images))
+    sk.fit(m, images, cfg, torch.device("cpu"), log=None, run=RunDir(tmp_path / "run"))
+    loaded = sk.load_run(tmp_path / "run")
+    method, cfg2, metrics = loaded
+    assert cfg2.params.num_prototypes == 8 and len(metrics) == 1
+    a, b = _state(m), _state(method)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert sk.load_run(tmp_path / "missing") is None  # a chapter falls back to training
+    assert "train instead" in capsys.readouterr().out
+
+
+def test_tensorboard_option(tmp_path):
+    pytest.importorskip("torch.utils.tensorboard")
+    run = RunDir(tmp_path / "tb", tensorboard=True)
+    run.log({"epoch": 1, "loss": 2.5, "knn_acc": 40.0})
+    assert any((tmp_path / "tb" / "tensorboard").iterdir())

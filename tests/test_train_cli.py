@@ -59,3 +59,20 @@ def test_help_lists_options_and_presets(capsys):
     assert main(["--method=sela", "--help"]) == 0
     text = capsys.readouterr().out
     assert "--lam" in text and "--batch_size" in text and "source: Asano et al." in text
+
+
+@pytest.mark.parametrize("method,extra", [
+    ("deepcluster", ["--num_clusters=5", "--pca_dim=8", "--mlp_hidden=16"]),
+    ("swav", ["--num_prototypes=8", "--proj_hidden=16", "--proj_dim=8", "--freeze_prototypes_steps=2"]),
+    ("npid", ["--num_noise=16", "--dim=8"]),
+    ("supervised", []),
+])
+def test_lab_preset_of_every_method_runs_a_few_steps(tiny_cifar, method, extra):
+    out = tiny_cifar / method
+    rc = main([f"--method={method}", "--preset=lab", "--subset=full", "--epochs=2", "--batch_size=16",
+               "--device=cpu", f"--output_dir={out}", *extra])
+    assert rc == 0
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 2 and all(m["loss"] == m["loss"] for m in metrics)  # finite, logged
+    results = json.loads((out / "results.json").read_text())
+    assert 0 <= results["knn_acc"] <= 100 and (out / "checkpoints" / "best.pt").exists()

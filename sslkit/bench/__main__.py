@@ -4,9 +4,10 @@ transport: for each N x K, the time and final marginal error of ``sslkit.transpo
 on the chosen device and, when POT is installed, the time of ``ot.bregman.sinkhorn_log`` on
 the same problem at the same regularisation and the ratio (POT time / ours; above 1: faster).
 
-kmeans: for each N x D x K, the time and inertia of ``sslkit.cluster.kmeans`` (random init,
-fixed iteration count) and, when installed, of scikit-learn's ``KMeans`` and faiss's
-``Kmeans`` with the same number of iterations, with the time ratios and inertia ratios.
+kmeans: for each N x D x K, the time, iterations and inertia of ``sslkit.cluster.kmeans``
+and, when installed, of scikit-learn's ``KMeans`` and faiss's ``Kmeans``, all started from
+the same random centroids with the same iteration cap (each may stop earlier once no point
+moves), with the time ratios and inertia ratios.
 
 train: images/s of one optimiser step (forward, backward, update, the method's own per-step
 work such as Sinkhorn codes or the memory-bank update) for each method and backbone, on
@@ -76,7 +77,8 @@ def bench_kmeans(device, sizes, iters):
     except ImportError:
         faiss = None
     print(f"device={device}  iterations={iters}  (inertia ratio = other / sslkit; time ratio = other / sslkit)")
-    print(f"{'N':>8s} {'D':>4s} {'K':>6s} {'sslkit s':>9s} {'inertia':>11s} {'sklearn s':>10s} {'t-ratio':>8s} "
+    print(f"{'N':>8s} {'D':>4s} {'K':>6s} {'sslkit s':>9s} {'iters':>5s} {'inertia':>11s} {'sklearn s':>10s} "
+          f"{'iters':>5s} {'t-ratio':>8s} "
           f"{'i-ratio':>8s} {'faiss s':>8s} {'t-ratio':>8s} {'i-ratio':>8s}")
     for n, d, k in sizes:
         g = torch.Generator().manual_seed(0)
@@ -85,22 +87,24 @@ def bench_kmeans(device, sizes, iters):
         xd = x.to(device)
         _sync(device)
         t = time.perf_counter()
-        res = kmeans(xd, k, iters=iters, tol=0.0, init="random", seed=0)
+        # the same random starting centroids for every library, so all follow the same Lloyd iterations
+        init = x[torch.randperm(n, generator=g)[:k]].clone()
+        res = kmeans(xd, k, iters=iters, tol=0.0, init=init.to(device), seed=0)
         _sync(device)
         ours = time.perf_counter() - t
-        row = f"{n:8d} {d:4d} {k:6d} {ours:9.3f} {res.inertia:11.4g}"
+        row = f"{n:8d} {d:4d} {k:6d} {ours:9.3f} {res.iterations:5d} {res.inertia:11.4g}"
         xn = x.numpy().astype(np.float32)
         if KMeans is not None and n * k <= 2e8:
             t = time.perf_counter()
-            km = KMeans(k, init="random", n_init=1, max_iter=iters, tol=0.0, random_state=0).fit(xn)
+            km = KMeans(k, init=init.numpy(), n_init=1, max_iter=iters, tol=0.0, random_state=0).fit(xn)
             sk_t = time.perf_counter() - t
-            row += f" {sk_t:10.3f} {sk_t / ours:8.2f} {km.inertia_ / res.inertia:8.3f}"
+            row += f" {sk_t:10.3f} {km.n_iter_:5d} {sk_t / ours:8.2f} {km.inertia_ / res.inertia:8.3f}"
         else:
-            row += f" {'-':>10s} {'-':>8s} {'-':>8s}"
+            row += f" {'-':>10s} {'-':>5s} {'-':>8s} {'-':>8s}"
         if faiss is not None:
             t = time.perf_counter()
             fk = faiss.Kmeans(d, k, niter=iters, seed=0, verbose=False)
-            fk.train(xn)
+            fk.train(xn, init_centroids=init.numpy())
             fa_t = time.perf_counter() - t
             fd, _ = fk.index.search(xn, 1)  # squared distances to the nearest centroid
             row += f" {fa_t:8.3f} {fa_t / ours:8.2f} {float(fd.sum()) / res.inertia:8.3f}"
@@ -143,6 +147,7 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
                 ctx.step = i
                 method.on_step_end(ctx)
 
+            method.on_epoch_start(ctx)  # offline work (pseudo-labels, bank), not timed here
             for i in range(3):
                 step(i)
             _sync(device)

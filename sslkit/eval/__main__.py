@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
-    from ..config import ConfigError, TrainConfig, parse_overrides, set_value
+    from ..config import ConfigError, config_from_dict, parse_overrides, set_value
 
     try:
         opts = parse_overrides(argv)
@@ -63,13 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a truncated or foreign file
         print(f"error: {path} is not an sslkit checkpoint ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 2
-    cfg = TrainConfig(method=saved["method"])
-    for key, value in saved.items():
-        if key == "params":
-            for k, v in (value or {}).items():
-                set_value(cfg, f"params.{k}", tuple(v) if isinstance(v, list) else v)
-        elif key != "method":
-            set_value(cfg, key, tuple(value) if isinstance(value, list) else value)
+    cfg = config_from_dict(saved)
     for key in ("dataset", "subset", "device"):
         if key in opts:
             set_value(cfg, key, opts[key])
@@ -80,12 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     device = engine.resolve_device(cfg)
-    model = state["model"]  # per-image state (labels, memory bank) fixes the training-set size
-    num_samples = (model["labels"].shape[-1] if "labels" in model else
-                   model["bank"].shape[0] if "bank" in model else len(train))
-    method = engine.build_method(cfg, num_samples)
-    method.load_state_dict(state["model"])
-    method.to(device)
+    from ..runs import method_from_checkpoint
+
+    method = method_from_checkpoint(state, cfg, default_samples=len(train)).to(device)
     results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
                               knn_temperature=cfg.knn_temperature,
                               linear=opts.get("linear", "true").lower() not in ("0", "false", "no"))

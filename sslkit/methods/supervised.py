@@ -46,3 +46,10 @@ register_preset("supervised", "lab", source="this book: sized for a 2-core CPU (
 register_preset("supervised", "cifar10", source="standard CIFAR ResNet-18 recipe (SGD 0.1, cosine, wd 5e-4, 200 epochs)",
                 description="ResNet-18 on full CIFAR-10",
                 backbone="resnet18", subset="full", epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4)
+register_preset("supervised", "cifar100", source="as the cifar10 preset (standard CIFAR ResNet-18 recipe)",
+                description="ResNet-18 on full CIFAR-100 (fine labels)", dataset="cifar100",
+                backbone="resnet18", subset="full", epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4,
+                **{"params.num_classes": 100})
+register_preset("supervised", "svhn", source="as the cifar10 preset, 40 epochs (SVHN converges faster)",
+                description="ResNet-18 on full SVHN (train split)", dataset="svhn",
+                backbone="resnet18", subset="full", epochs=40, batch_size=128, lr=0.1, weight_decay=5e-4)
