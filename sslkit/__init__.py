@@ -11,7 +11,8 @@ from .cluster import PCA, KMeansResult, fit_pca, kmeans, uniform_cluster_sampler
 from .config import ConfigError, TrainConfig, apply_preset, parse_overrides, presets_for, set_value
 from .device import pick_device, seed_everything, setup_notebook
 from .engine import build_method, fit, knn_monitor
-from .eval import (ari, cluster_report, cluster_sizes, clustering_metrics, embed_umap, hungarian_accuracy,
+from .eval import (ari, cluster_report, cluster_sizes, clustering_metrics, embed_umap, evaluate_method,
+                   hungarian_accuracy,
                    hungarian_match, knn_accuracy, knn_predict, linear_probe, mutual_information, nmi,
                    plot_cluster_grid, plot_cluster_sizes, plot_curves, plot_embedding, plot_image_grid,
                    plot_umap)
@@ -45,7 +46,7 @@ __all__ = [
     # clustering
     "kmeans", "KMeansResult", "fit_pca", "PCA", "uniform_cluster_sampler",
     # evaluation
-    "knn_accuracy", "knn_predict", "linear_probe", "nmi", "ari", "mutual_information",
+    "knn_accuracy", "knn_predict", "linear_probe", "evaluate_method", "nmi", "ari", "mutual_information",
     "hungarian_accuracy", "hungarian_match", "cluster_report", "cluster_sizes", "clustering_metrics",
     "embed_umap", "plot_embedding", "plot_umap", "plot_image_grid", "plot_cluster_grid", "plot_curves",
     "plot_cluster_sizes",

@@ -52,3 +52,21 @@ def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     if is_distributed():
         dist.broadcast(t, src)
     return t
+
+
+def shard_range(n: int) -> tuple[int, int]:
+    """This process's contiguous share ``[start, end)`` of ``n`` rows (all of them alone)."""
+    w, r = world_size(), rank()
+    per = -(-n // w)
+    return min(n, r * per), min(n, (r + 1) * per)
+
+
+def gather_shards(t: torch.Tensor, n: int) -> torch.Tensor:
+    """Reassemble the full ``n`` rows from every process's ``shard_range`` rows (padded to equal
+    sizes for the all-gather, then trimmed); ``t`` itself alone."""
+    if not is_distributed():
+        return t
+    per = -(-n // world_size())
+    padded = torch.zeros((per, *t.shape[1:]), dtype=t.dtype, device=t.device)
+    padded[:len(t)] = t
+    return all_gather_cat(padded)[:n]

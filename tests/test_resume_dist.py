@@ -128,11 +128,18 @@ def test_cli_killed_then_rerun_resumes_to_the_same_state(tmp_path, tiny_cifar):
     assert other.returncode == 2 and "epochs: 6 there, 7 now" in other.stderr
 
 
-def test_torchrun_two_processes_gloo(tmp_path, tiny_cifar):
-    """2 CPU processes (gloo) train; SeLa's labels equal one process's (relabelled from the same network)."""
+@pytest.mark.parametrize("method", ["sela", "deepcluster"])
+def test_torchrun_two_processes_gloo(tmp_path, tiny_cifar, method):
+    """2 CPU processes (gloo) train; the pseudo-labels of the first epoch — computed on each
+    process's half of the images, with Sinkhorn / PCA / k-means reduced across processes and
+    the labels gathered — equal one process's labels for all the images."""
     env = tiny_cifar
     one, two = tmp_path / "one", tmp_path / "two"
-    args = ARGS + ["--epochs=1", "--batch_size=8"]
+    if method == "sela":
+        args = ARGS + ["--epochs=1", "--batch_size=8"]
+    else:
+        args = ["--method=deepcluster", "--preset=lab", "--subset=full", "--batch_size=8", "--num_clusters=5",
+                "--pca_dim=8", "--mlp_hidden=16", "--device=cpu", "--knn_every=0", "--epochs=1"]
     subprocess.run([sys.executable, "-m", "sslkit.train", *args, f"--output_dir={one}"], env=env, check=True,
                    capture_output=True)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import dist
 from ..augment import augment, to_float
 from ..cluster import fit_pca, kmeans, uniform_cluster_sampler
 from ..config import register_preset
@@ -66,20 +67,25 @@ class DeepCluster(Method):
 
     @torch.no_grad()
     def recluster(self, images: torch.Tensor, seed: int = 0) -> dict:
+        """Features, PCA-whitening, L2, k-means. Under ``torch.distributed`` every process
+        embeds and clusters its own share of the images (PCA and k-means reduce across
+        processes) and the labels are gathered, which equals one process doing it all."""
         t0 = time.time()
-        feats = self.cluster_features(images)
+        start, end = dist.shard_range(len(images))
+        feats = self.cluster_features(images[start:end])
         pca = fit_pca(feats, min(self.params.pca_dim, feats.shape[1]))
         x = pca.transform(feats)  # whitened and L2-normalised
         res = kmeans(x, self.params.num_clusters, iters=self.params.kmeans_iters, seed=seed,
                      reseed_empty=self.params.reseed_empty)
         old = self.labels.clone()
-        self.labels.copy_(res.labels)
-        rep = cluster_report(res.labels.cpu(), self.params.num_clusters)
+        labels = dist.gather_shards(res.labels, len(images))
+        self.labels.copy_(labels)
+        rep = cluster_report(labels.cpu(), self.params.num_clusters)
         out = {"cluster_time_s": time.time() - t0, "kmeans_inertia": res.inertia,
                "empty_reseeded": res.empty_reseeded, "cluster_entropy": rep["normalized_entropy"],
                "used_clusters": rep["used_clusters"], "largest_cluster": rep["largest_fraction"]}
         if (old >= 0).all():
-            out["nmi_prev"] = nmi(old.cpu(), res.labels.cpu())
+            out["nmi_prev"] = nmi(old.cpu(), labels.cpu())
         return out
 
     def pseudo_labels(self) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import dist
 from ..augment import augment, to_float
 from ..config import register_preset
 from ..eval.metrics import cluster_report, nmi
@@ -98,14 +99,21 @@ class SeLa(Method):
 
     @torch.no_grad()
     def relabel(self, images: torch.Tensor) -> dict:
+        """Sinkhorn labels for every head. Under ``torch.distributed`` every process scores its
+        own share of the images, Sinkhorn reduces its column sums across processes (the same
+        plan as one process holding all rows), and the labels are gathered."""
         t0 = time.time()
-        feats = self.label_features(images)
+        start, end = dist.shard_range(len(images))
+        feats = self.label_features(images[start:end])
         old = self.labels[0].clone()
         iters, errs = [], []
         for t in range(self.params.num_heads):
             res = sinkhorn(self.head_log_probs(feats, t), self.params.lam, tol=self.params.sinkhorn_tol,
                            max_iters=1000)
-            self.labels[t] = balanced_rounding(res.plan) if self.params.exact_equipartition else res.labels()
+            if self.params.exact_equipartition:  # the rounding needs every row: gather the plan
+                self.labels[t] = balanced_rounding(dist.gather_shards(res.plan, len(images)))
+            else:
+                self.labels[t] = dist.gather_shards(res.labels(), len(images))
             iters.append(res.iterations)
             errs.append(res.marginal_error)
             del res
