@@ -126,8 +126,7 @@ def load_run(path: str | Path, checkpoint: str = "last", device=None):
     instead of failing. ``path`` is the run directory."""
     from .config import config_from_dict
 
-    run = RunDir.__new__(RunDir)
-    run.path, run.writer, run._tb = Path(path), False, None
+    run = RunDir(path, writer=False)  # reads only: creates nothing
     if not run.has_checkpoint(checkpoint):
         print(f"no checkpoint at {run.path / 'checkpoints' / (checkpoint + '.pt')}; train instead "
               "(the command that creates it is in the run's README or the chapter)")
