@@ -19,6 +19,7 @@ from .eval import (ari, cluster_report, cluster_sizes, clustering_metrics, embed
 from .methods import METHODS, EpochContext, Method
 from .nce import (exact_instance_loss, exact_normalizer, init_memory_bank, monte_carlo_normalizer, nce_estimate_error,
                   nce_loss, nce_scores, proximal_term, sample_noise, update_memory_bank)
+from .optim import LARS, lr_at, make_optimizer
 from .runs import RunDir, git_sha, load_run, method_from_checkpoint
 from .transport import (SinkhornResult, balanced_rounding, cluster_capacities, exact_transport, sela_labels,
                         sinkhorn, swav_codes)
@@ -34,7 +35,8 @@ __all__ = [
     "build_backbone", "Backbone", "Sobel", "extract_features", "DATASET_STATS",
     # configuration and training
     "TrainConfig", "ConfigError", "apply_preset", "set_value", "parse_overrides", "presets_for",
-    "build_method", "fit", "knn_monitor", "METHODS", "Method", "EpochContext", "RunDir", "git_sha",
+    "build_method", "fit", "knn_monitor", "LARS", "make_optimizer", "lr_at",
+    "METHODS", "Method", "EpochContext", "RunDir", "git_sha",
     "load_run", "method_from_checkpoint",
     "dist", "exercises",
     # optimal transport

@@ -21,24 +21,26 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    method: str = "supervised"
-    dataset: str = "cifar10"  # cifar10 | cifar100 | svhn
+    method: str = "supervised"  # supervised | sela | deepcluster | swav | npid
+    dataset: str = "cifar10"  # cifar10 | cifar100 | svhn | an image folder (train/<class>/*, test/<class>/*) or its .tar(.gz)
     subset: str = "lab"  # lab | mini | full | an int (images per class)
     backbone: str = "convnet"  # convnet | resnet18 | alexnet
-    epochs: int = 10
-    batch_size: int = 256
-    optimizer: str = "sgd"  # sgd | adamw | lars-free sgd is the default everywhere here
-    lr: float = 0.05  # for batch 256; scaled linearly with batch_size / 256
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 0
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 256  # per process; the global batch is batch_size x processes under torchrun
+    optimizer: str = "sgd"  # sgd | adamw | lars (layer-wise trust ratios, sslkit/optim.py)
+    lr: float = 0.05  # for a global batch of 256; scaled linearly with the global batch / 256
+    momentum: float = 0.9  # SGD / LARS momentum
+    weight_decay: float = 5e-4  # L2 penalty (LARS: not on biases and norm layers)
+    lars_eta: float = 0.02  # LARS trust coefficient (optimizer=lars)
+    lars_clip: bool = True  # LARS: never a larger step than plain SGD at lr (optimizer=lars)
+    warmup_epochs: int = 0  # linear learning-rate warm-up from 0
     schedule: str = "cosine"  # cosine | constant | step
-    seed: int = 0
+    seed: int = 0  # weights, augmentations and sampling order
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast on GPU)
     knn_every: int = 1  # epochs between kNN monitors (0: off)
-    knn_k: int = 200
-    knn_temperature: float = 0.1
+    knn_k: int = 200  # neighbours of the weighted kNN monitor
+    knn_temperature: float = 0.1  # kNN vote weight exp(similarity / T)
     output_dir: str = ""  # empty: do not write a run directory
     compile: bool = False  # torch.compile the training step (GPU runs; first steps are slow)
     tensorboard: bool = False  # also write the metrics as TensorBoard scalars (needs `pip install tensorboard`)

@@ -8,7 +8,6 @@ DataLoader and no per-image Python work.
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 import warnings
@@ -23,6 +22,7 @@ from .eval.knn import knn_accuracy
 from .eval.metrics import clustering_metrics
 from .methods import METHODS
 from .methods.base import EpochContext, Method
+from .optim import lr_at, make_optimizer
 from .runs import RunDir
 
 
@@ -44,29 +44,6 @@ def build_method(cfg: TrainConfig, num_samples: int) -> Method:
     seed_everything(cfg.seed)
     backbone = build_backbone(cfg.backbone, dataset=cfg.dataset, sobel=sobel)
     return cls(backbone, cfg.params, num_samples)
-
-
-def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """Learning rate at ``step``: linear warm-up, then cosine (or constant / step decay)."""
-    base = cfg.lr * cfg.batch_size / 256
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warm = cfg.warmup_epochs * steps_per_epoch
-    if step < warm:
-        return base * (step + 1) / warm
-    progress = (step - warm) / max(1, total - warm)
-    if cfg.schedule == "cosine":
-        return base * 0.5 * (1 + math.cos(math.pi * progress))
-    if cfg.schedule == "step":
-        return base * (0.1 ** int(progress * 3))
-    return base
-
-
-def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -245,7 +222,7 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
             glob = order[s * global_batch:(s + 1) * global_batch]
             idx = glob[rank * cfg.batch_size:(rank + 1) * cfg.batch_size]
             for group in opt.param_groups:
-                group["lr"] = lr_at(cfg, ctx.step, steps_per_epoch)
+                group["lr"] = lr_at(cfg, ctx.step, steps_per_epoch, world)
             with _autocast(cfg, device):
                 loss, logs = step_fn(images[idx], idx, labels[idx] if method.uses_labels else None)
             if not torch.isfinite(loss):

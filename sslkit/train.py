@@ -28,9 +28,24 @@ from pathlib import Path
 from .config import ConfigError, TrainConfig, _fields, apply_preset, parse_overrides, presets_for, set_value
 
 
+def _field_comments(cls) -> dict[str, str]:
+    """The meaning of each dataclass field: the ``# comment`` after it in the source."""
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return {m.group(1): m.group(2).strip()
+            for m in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#\s*(.*)$", source, flags=re.MULTILINE)}
+
+
 def _option_lines(obj, skip=()) -> list[str]:
-    """One line per dataclass field: --name, type, default (types from config._fields)."""
-    return [f"  --{name:18s} {getattr(tp, '__name__', str(tp)):6s} default {getattr(obj, name)!r}"
+    """One line per dataclass field: --name, type, default and meaning (types from config._fields)."""
+    notes = _field_comments(type(obj))
+    return [f"  --{name:24s} {getattr(tp, '__name__', str(tp)):6s} default {getattr(obj, name)!r:10s}"
+            f"{'  ' + notes[name] if name in notes else ''}"
             for name, tp in _fields(obj).items() if name not in skip]
 
 
@@ -67,7 +82,8 @@ def build_config(argv: list[str]) -> tuple[TrainConfig, str, bool]:
         apply_preset(cfg, preset)
     for key, value in opts.items():
         set_value(cfg, key, value)
-    _validate(cfg)
+    if not wants_help:  # --help describes any config, even one that would not run
+        _validate(cfg)
     return cfg, preset, wants_help
 
 
@@ -78,7 +94,18 @@ def _validate(cfg: TrainConfig) -> None:
     from .backbones import BACKBONES
 
     if cfg.dataset not in labdata.datasets():
-        raise ConfigError(f"unknown dataset {cfg.dataset!r}; one of {labdata.datasets()}")
+        if not Path(cfg.dataset).expanduser().exists():
+            raise ConfigError(f"unknown dataset {cfg.dataset!r}: use one of {labdata.datasets()}, or the path of an "
+                              "image folder (train/<class>/*, test/<class>/*) or of a .tar/.tar.gz of one")
+        if not (cfg.subset in ("", "full", "none", "None") or str(cfg.subset).isdigit()):
+            raise ConfigError(f"--subset={cfg.subset} is defined for {labdata.datasets()} only; with an image folder "
+                              "use --subset=full or --subset=N (N images per class)")
+    from .optim import OPTIMIZERS
+
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; one of {list(OPTIMIZERS)}")
+    if cfg.schedule not in ("cosine", "constant", "step"):
+        raise ConfigError(f"unknown schedule {cfg.schedule!r}; one of cosine, constant, step")
     if cfg.backbone not in BACKBONES:
         raise ConfigError(f"unknown backbone {cfg.backbone!r}; one of {sorted(BACKBONES)}")
     if cfg.precision not in ("fp32", "bf16", "fp16"):
@@ -98,6 +125,38 @@ def _subset(value: str):
     if value in ("", "full", "none", "None"):
         return None
     return int(value) if value.isdigit() else value
+
+
+def load_data(cfg: TrainConfig):
+    """The (train, test) ``labdata.LabData`` of ``cfg.dataset``: a registered data set (official
+    files, or the image-folder copy its environment variable names), or the path of an image
+    folder / tar of one, read at 32x32 pixels. Raises ``labdata.LabDataError`` with what to do."""
+    import labdata
+
+    subset = _subset(str(cfg.subset))
+    if cfg.dataset in labdata.datasets():
+        return tuple(labdata.load(cfg.dataset, split, subset=subset) for split in ("train", "test"))
+    return tuple(labdata.load_image_folder(cfg.dataset, split, size=32, subset=subset, seed=0)
+                 for split in ("train", "test"))
+
+
+def _dataset_slug(dataset: str) -> str:
+    """``cifar10`` -> ``cifar10``; ``/data/pets.tar.gz`` -> ``pets`` (for the default run directory)."""
+    name = Path(dataset).name
+    for ext in (".tar.gz", ".tgz", ".tar"):
+        name = name[: -len(ext)] if name.endswith(ext) else name
+    return name or "data"
+
+
+def _with_defaults(saved: dict) -> dict:
+    """A saved config with the options added to sslkit since it was written at their defaults
+    (so an older run directory still resumes); unchanged if it no longer parses."""
+    from .config import config_from_dict
+
+    try:
+        return json.loads(json.dumps(config_from_dict(saved).to_dict(), default=str))
+    except (ConfigError, KeyError, TypeError):
+        return saved
 
 
 def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -144,13 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.method:
             print(_describe(cfg))
         return 0
-    out = Path(cfg.output_dir or f"runs/{cfg.method}-{cfg.dataset}-{preset or 'default'}")
+    out = Path(cfg.output_dir or f"runs/{cfg.method}-{_dataset_slug(cfg.dataset)}-{preset or 'default'}")
     cfg.output_dir = str(out)
     # the same command into the same directory continues that run; another run's directory is refused
     resume = False
     if (out / "config.json").exists():
         old = json.loads((out / "config.json").read_text())
-        diffs = _config_diff(old, json.loads(json.dumps(cfg.to_dict(), default=str)))
+        diffs = _config_diff(_with_defaults(old), json.loads(json.dumps(cfg.to_dict(), default=str)))
         if diffs:
             print(f"error: {out} holds another run (config.json differs: {'; '.join(diffs[:5])}). "
                   "Choose another --output_dir, or repeat that run's exact options to resume it.", file=sys.stderr)
@@ -170,8 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runs import RunDir
 
     try:
-        train = labdata.load(cfg.dataset, "train", subset=_subset(cfg.subset))
-        test = labdata.load(cfg.dataset, "test", subset=_subset(cfg.subset))
+        train, test = load_data(cfg)
     except labdata.LabDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -69,7 +69,7 @@ def test_fit_rejects_batch_larger_than_data():
 
 
 def test_lr_schedule_warmup_and_cosine():
-    from sslkit.engine import lr_at
+    from sslkit.optim import lr_at
 
     cfg = sk.TrainConfig(lr=0.1, batch_size=256, epochs=10, warmup_epochs=2)
     assert lr_at(cfg, 0, 10) == pytest.approx(0.1 / 20)

@@ -30,6 +30,8 @@ def _cfg(method):
                           queue_length=32, queue_start_epoch=1),
              "npid": dict(dim=8, num_noise=16)}[method]
     cfg.params = sk.METHODS[method].Params(**small)
+    if method == "swav":
+        cfg.optimizer = "lars"  # its momentum buffers resume too (SwAV's full-scale presets use LARS)
     return cfg
 
 

@@ -40,6 +40,10 @@ def test_sela_run_writes_a_complete_run_directory(tiny_cifar, capsys):
     (["--method=sela", "--preset=nope"], "no preset 'nope' for method 'sela'"),
     (["--method=sela", "--dataset=mnist"], "unknown dataset 'mnist'"),
     (["--epochs=3"], "--method is required"),
+    (["--method=sela", "--optimizer=adam"], "unknown optimizer 'adam'"),
+    (["--method=sela", "--schedule=linear"], "unknown schedule 'linear'"),
+    (["--method=sela", "--dataset=/no/such/folder"], "or the path of an image folder"),
+    (["--method=swav", "--preset=lab", "--sela.lam=3"], "unknown option --sela.lam"),
 ])
 def test_bad_input_is_refused_before_any_work(tiny_cifar, capsys, args, message):
     out = tiny_cifar / "bad"
@@ -59,6 +63,24 @@ def test_help_lists_options_and_presets(capsys):
     assert main(["--method=sela", "--help"]) == 0
     text = capsys.readouterr().out
     assert "--lam" in text and "--batch_size" in text and "source: Asano et al." in text
+    # every option has its meaning beside its default
+    assert "LARS trust coefficient" in text and "lambda: the plan is diag(a) P^lambda diag(b)" in text
+    # help works for any config, even one that could not run (SwAV's defaults need a queue)
+    assert main(["--method=swav", "--help"]) == 0
+    assert "--queue_length" in capsys.readouterr().out
+
+
+def test_image_folder_dataset_and_an_invalid_subset(tmp_path, capsys):
+    data = tmp_path / "pets.tar.gz"
+    ref = make_image_folder_tar(data, classes=["cat", "dog", "frog", "owl"], per_class=8)
+    bad = tmp_path / "bad"
+    assert main(["--method=npid", f"--dataset={data}", f"--output_dir={bad}"]) == 2  # default subset 'lab'
+    assert "--subset=full or --subset=N" in capsys.readouterr().err and not bad.exists()
+    out = tmp_path / "run"
+    assert main(["--method=npid", "--preset=lab", f"--dataset={data}", "--subset=full", "--epochs=1",
+                 "--batch_size=8", "--num_noise=8", "--dim=8", "--device=cpu", f"--output_dir={out}"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["train_images"] == len(ref["train"][1]) == 32 and results["test_images"] == 16
 
 
 @pytest.mark.parametrize("method,extra", [

@@ -113,7 +113,8 @@ def bench_kmeans(device, sizes, iters):
 
 def bench_train(device, methods, backbones, batch_size, steps, precision, compile_):
     from ..config import PRESETS, TrainConfig, apply_preset
-    from ..engine import _autocast, build_method, make_optimizer
+    from ..engine import _autocast, build_method
+    from ..optim import make_optimizer
     from ..methods import METHODS, EpochContext
 
     n = max(4 * batch_size, 1024)

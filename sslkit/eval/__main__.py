@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     import labdata
 
     from .. import engine
-    from ..train import _subset
+    from ..train import load_data
     from .report import evaluate_method
 
     try:
@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if key in opts:
             set_value(cfg, key, opts[key])
     try:
-        train = labdata.load(cfg.dataset, "train", subset=_subset(str(cfg.subset)))
-        test = labdata.load(cfg.dataset, "test", subset=_subset(str(cfg.subset)))
+        train, test = load_data(cfg)
     except labdata.LabDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

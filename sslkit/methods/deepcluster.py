@@ -34,16 +34,14 @@ from .base import EpochContext, Method, hidden_layer, view_recipe
 class DeepClusterParams:
     num_clusters: int = 100  # K (paper: 10,000 on ImageNet; more clusters than classes helps)
     pca_dim: int = 64  # paper: 256 (from 4096)
-    kmeans_iters: int = 20
+    kmeans_iters: int = 20  # Lloyd iterations per reclustering (stops earlier when no point moves)
     mlp_hidden: int = 512  # the feature layer below the classifier (0: cluster backbone features)
     sobel: bool = False  # paper: True
     uniform_sampling: bool = True  # the safeguards, switchable for chapter 04's experiments
-    reseed_empty: bool = True
-    crop_scale_min: float = 0.2
-    jitter_strength: float = 0.5
-    gray_p: float = 0.2
-
-
+    reseed_empty: bool = True  # re-seed empty clusters by splitting a large one (paper's fix)
+    crop_scale_min: float = 0.2  # random-resized crops cover (crop_scale_min, 1) of the image
+    jitter_strength: float = 0.5  # colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)
+    gray_p: float = 0.2  # probability of turning a view grey
 class DeepCluster(Method):
     name = "deepcluster"
     Params = DeepClusterParams

@@ -46,11 +46,9 @@ class NpidParams:
     proximal: float = 0.0  # lambda of the proximal term (0: off)
     head_bn: bool = True  # batch-normalise the embedding before L2 (centres it; see chapter 06)
     bank_init: str = "random"  # random (the paper) | features (one pass of the untrained network, no augmentation)
-    crop_scale_min: float = 0.2
-    jitter_strength: float = 0.5
-    gray_p: float = 0.2
-
-
+    crop_scale_min: float = 0.2  # random-resized crops cover (crop_scale_min, 1) of the image
+    jitter_strength: float = 0.5  # colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)
+    gray_p: float = 0.2  # probability of turning a view grey
 class NPID(Method):
     name = "npid"
     Params = NpidParams

@@ -41,13 +41,11 @@ class SelaParams:
     num_relabels: int = 5  # Sinkhorn relabellings spread over the run (SeLa CIFAR: 400 in 400 epochs)
     relabel_at_start: bool = False  # also relabel before the first epoch, from the random network
     label_views: int = 0  # augmentations averaged for the labelling log-softmax (0: plain images)
-    sinkhorn_tol: float = 1e-3
+    sinkhorn_tol: float = 1e-3  # stop Sinkhorn when the marginals are off by less than this
     exact_equipartition: bool = False  # round the plan to exactly N/K per cluster instead of argmax
-    crop_scale_min: float = 0.2
-    jitter_strength: float = 0.5
-    gray_p: float = 0.2
-
-
+    crop_scale_min: float = 0.2  # random-resized crops cover (crop_scale_min, 1) of the image
+    jitter_strength: float = 0.5  # colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)
+    gray_p: float = 0.2  # probability of turning a view grey
 class SeLa(Method):
     name = "sela"
     Params = SelaParams

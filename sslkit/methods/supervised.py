@@ -18,11 +18,9 @@ from .base import Method
 
 @dataclass
 class SupervisedParams:
-    num_classes: int = 10
-    label_smoothing: float = 0.0
-    padding: int = 4
-
-
+    num_classes: int = 10  # classes of the labelled training set
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    padding: int = 4  # pixels of padding before the random 32x32 crop
 class Supervised(Method):
     name = "supervised"
     uses_labels = True

@@ -45,18 +45,16 @@ class SwavParams:
     num_prototypes: int = 3000  # K
     temperature: float = 0.1  # tau of the prediction softmax
     epsilon: float = 0.05  # Sinkhorn regularisation (lambda = 1/epsilon)
-    sinkhorn_iters: int = 3
+    sinkhorn_iters: int = 3  # Sinkhorn iterations per batch (paper: 3)
     freeze_prototypes_steps: int = 313  # steps without gradient for the prototypes (paper: 313)
     queue_length: int = 0  # features kept per full-resolution crop (0: no queue)
     queue_start_epoch: int = 15  # 0-based epoch from which the queue is used
     n_local: int = 0  # small crops besides the 2 full-resolution ones
-    local_size: int = 16
+    local_size: int = 16  # side in pixels of the small crops
     global_scale_min: float = 0.14  # full crops cover (global_scale_min, 1) of the image
     local_scale_min: float = 0.05  # small crops cover (local_scale_min, global_scale_min)
-    jitter_strength: float = 0.5
-    gray_p: float = 0.2
-
-
+    jitter_strength: float = 0.5  # colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)
+    gray_p: float = 0.2  # probability of turning a view grey
 def swapped_prediction_loss(scores: list[torch.Tensor], codes: list[torch.Tensor], temperature: float) -> torch.Tensor:
     """SwAV's loss: ``scores[v]`` (B, K) prototype scores of crop v; ``codes[i]`` (B, K) the
     codes of crop i (the first ``len(codes)`` crops are the ones with codes). Each code is
@@ -194,13 +192,14 @@ register_preset(
        "params.freeze_prototypes_steps": 78, "params.epsilon": 0.05, "params.temperature": 0.1})
 _SOLO = ("solo-learn CIFAR SwAV recipe (Costa et al., JMLR 2022; scripts/pretrain/cifar/swav.yaml): ResNet-18, "
          "projector 2048-128, 3000 prototypes, queue 3840 from epoch 50, prototypes frozen 2 epochs, eps 0.05, "
-         "tau 0.1, batch 256, SGD+LARS lr 0.6, wd 1e-6, 1000 epochs; multi-crop off. SwAV defaults: "
+         "tau 0.1, batch 256, LARS (eta 0.02, clipped, biases and norms excluded) lr 0.6, wd 1e-6, "
+         "10 warm-up epochs, 1000 epochs; multi-crop off. SwAV defaults: "
          "Caron et al., NeurIPS 2020 and facebookresearch/swav main_swav.py")
 for _ds, _eps in (("cifar10", 0.05), ("cifar100", 0.05), ("svhn", 0.05)):
     register_preset(
         "swav", _ds, source=_SOLO, description=f"CIFAR ResNet-18 on full {_ds}, 1000 epochs",
         dataset=_ds, backbone="resnet18", subset="full", epochs=1000, batch_size=256, lr=0.6, weight_decay=1e-6,
-        warmup_epochs=10, precision="bf16",
+        warmup_epochs=10, precision="bf16", optimizer="lars", lars_eta=0.02, lars_clip=True,
         **{"params.proj_hidden": 2048, "params.proj_dim": 128, "params.num_prototypes": 3000,
            "params.queue_length": 3840, "params.queue_start_epoch": 50, "params.freeze_prototypes_steps": 2 * 195,
            "params.epsilon": _eps, "params.temperature": 0.1})
