@@ -90,3 +90,22 @@ def test_linear_probe_separates_linearly_separable_data():
     # random labels cannot be predicted on held-out data
     yr = torch.randint(0, 3, (600,), generator=g)
     assert sk.linear_probe(x[:500], yr[:500], x[500:], yr[500:])["test_acc"] < 55
+
+
+def test_usage_histogram_and_collapse_statistics_by_hand():
+    from sslkit.eval.metrics import collapse_statistics, usage_histogram
+
+    # K=4, N=8, fair share 2: sizes 0, 1, 3, 4 -> shares 0, 0.5, 1.5, 2.0
+    assign = [1, 2, 2, 2, 3, 3, 3, 3]
+    assert usage_histogram([0, 1, 3, 4]) == [1, 0, 1, 1, 1, 0]  # empty | <1/2 | <1 | <2 | <4 | >=4
+    stats = collapse_statistics(assign, 4)
+    p = [1 / 8, 3 / 8, 4 / 8]
+    h = -sum(q * math.log(q) for q in p)
+    assert stats["cluster_entropy"] == pytest.approx(h / math.log(4))
+    assert stats["effective_clusters"] == pytest.approx(math.exp(h))
+    assert stats["used_clusters"] == 3 and stats["largest_cluster"] == 0.5
+    assert stats["cluster_usage_hist"] == [1, 0, 1, 1, 1, 0]
+    # a total collapse: one cluster holds everything (K times its share), the rest empty
+    assert collapse_statistics([0] * 10, 5)["cluster_usage_hist"] == [4, 0, 0, 0, 0, 1]
+    # an equipartition: every cluster exactly at its share
+    assert collapse_statistics(list(range(5)) * 2, 5)["cluster_usage_hist"] == [0, 0, 0, 5, 0, 0]

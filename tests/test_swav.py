@@ -145,6 +145,9 @@ def test_a_few_steps_reduce_the_loss():
     first = sum(h["loss_over_lnK"] for h in hist[:3]) / 3
     last = sum(h["loss_over_lnK"] for h in hist[-3:]) / 3
     assert last < first - 0.3 and last < 0.9, (first, last)  # well below ln K: not the uniform-code collapse
+    # the collapse monitor's record: prototype usage of the last epoch, and how much it moved since the one before
+    assert "nmi_prev" not in hist[1] and 0 <= hist[-1]["nmi_prev"] <= 1
+    assert sum(hist[-1]["cluster_usage_hist"]) == 16 and hist[-1]["used_clusters"] <= 16
 
 
 def test_batch_smaller_than_prototypes_without_queue_is_an_error():

@@ -107,6 +107,32 @@ def cluster_report(assign, num_clusters: int) -> dict:
     }
 
 
+USAGE_BINS = (0.0, 0.5, 1.0, 2.0, 4.0)  # cluster size / (N / K): empty, <1/2, <1, <2, <4, >=4 times the fair share
+
+
+def usage_histogram(sizes, num_images: int | None = None) -> list[int]:
+    """How many clusters hold 0, (0, 1/2), [1/2, 1), [1, 2), [2, 4) and >= 4 times the fair
+    share N/K of the images: an equipartition puts every cluster in the [1, 2) bin (or
+    [1/2, 1)); a collapse empties most clusters and puts a few in the last bin."""
+    sizes = torch.as_tensor(sizes).double()
+    share = sizes / ((num_images or float(sizes.sum())) / len(sizes))
+    empty = int((sizes == 0).sum())
+    edges = torch.tensor(USAGE_BINS[1:], dtype=torch.float64)
+    nonempty = share[sizes > 0]
+    counts = torch.bincount(torch.bucketize(nonempty, edges, right=True), minlength=len(edges) + 1)
+    return [empty] + counts.tolist()
+
+
+def collapse_statistics(assign, num_clusters: int) -> dict:
+    """The collapse monitor's numbers for a hard labelling, as one flat record (for metrics.jsonl):
+    normalised entropy of the cluster sizes, effective number of clusters exp(H), clusters
+    used, the largest cluster's share, and the usage histogram (``usage_histogram``)."""
+    rep = cluster_report(assign, num_clusters)
+    return {"cluster_entropy": rep["normalized_entropy"], "effective_clusters": rep["effective_clusters"],
+            "used_clusters": rep["used_clusters"], "largest_cluster": rep["largest_fraction"],
+            "cluster_usage_hist": usage_histogram(rep["sizes"])}
+
+
 def clustering_metrics(pred, true) -> dict:
     """NMI, ARI and Hungarian accuracy of ``pred`` against ground-truth ``true``."""
     return {"nmi": nmi(pred, true), "ari": ari(pred, true), "acc": hungarian_accuracy(pred, true)}

@@ -26,7 +26,7 @@ from .. import dist
 from ..augment import augment, to_float
 from ..cluster import fit_pca, kmeans, uniform_cluster_sampler
 from ..config import register_preset
-from ..eval.metrics import cluster_report, nmi
+from ..eval.metrics import collapse_statistics, nmi
 from .base import EpochContext, Method, hidden_layer, view_recipe
 
 
@@ -78,10 +78,8 @@ class DeepCluster(Method):
         old = self.labels.clone()
         labels = dist.gather_shards(res.labels, len(images))
         self.labels.copy_(labels)
-        rep = cluster_report(labels.cpu(), self.params.num_clusters)
         out = {"cluster_time_s": time.time() - t0, "kmeans_inertia": res.inertia,
-               "empty_reseeded": res.empty_reseeded, "cluster_entropy": rep["normalized_entropy"],
-               "used_clusters": rep["used_clusters"], "largest_cluster": rep["largest_fraction"]}
+               "empty_reseeded": res.empty_reseeded, **collapse_statistics(labels.cpu(), self.params.num_clusters)}
         if (old >= 0).all():
             out["nmi_prev"] = nmi(old.cpu(), labels.cpu())
         return out

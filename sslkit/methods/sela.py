@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .. import dist
 from ..augment import augment, to_float
 from ..config import register_preset
-from ..eval.metrics import cluster_report, nmi
+from ..eval.metrics import collapse_statistics, nmi
 from ..transport import balanced_rounding, sinkhorn
 from .base import EpochContext, Method, hidden_layer, view_recipe
 
@@ -115,10 +115,9 @@ class SeLa(Method):
             iters.append(res.iterations)
             errs.append(res.marginal_error)
             del res
-        rep = cluster_report(self.labels[0].cpu(), self.params.num_clusters)
         return {"relabel_time_s": time.time() - t0, "sinkhorn_iters": sum(iters) / len(iters),
                 "sinkhorn_error": max(errs), "nmi_prev": nmi(old.cpu(), self.labels[0].cpu()),
-                "cluster_entropy": rep["normalized_entropy"], "effective_clusters": rep["effective_clusters"]}
+                **collapse_statistics(self.labels[0].cpu(), self.params.num_clusters)}
 
     def pseudo_labels(self) -> torch.Tensor:
         return self.labels[0]

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from ..augment import AugmentConfig, multi_crop
 from ..config import ConfigError, register_preset
-from ..eval.metrics import cluster_report
+from ..eval.metrics import collapse_statistics, nmi
 from ..transport import sinkhorn
 from .base import EpochContext, Method
 
@@ -85,6 +85,8 @@ class SwAV(Method):
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))  # images in the queue
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.register_buffer("labels", torch.full((num_samples,), -1, dtype=torch.long))
+        # last epoch's assignments, for the NMI between epochs (not saved: a resumed run skips one value)
+        self.register_buffer("prev_labels", torch.full((num_samples,), -1, dtype=torch.long), persistent=False)
         self.epoch = 0
         self.crops = dict(global_scale=(params.global_scale_min, 1.0), n_local=params.n_local,
                           local_size=params.local_size, local_scale=(params.local_scale_min, params.global_scale_min),
@@ -151,9 +153,11 @@ class SwAV(Method):
         self.epoch = ctx.epoch
         if self.labels.min() < 0:
             return {}
-        rep = cluster_report(self.labels.cpu(), self.params.num_prototypes)
-        return {"cluster_entropy": rep["normalized_entropy"], "effective_clusters": rep["effective_clusters"],
-                "largest_cluster": rep["largest_fraction"]}
+        out = collapse_statistics(self.labels.cpu(), self.params.num_prototypes)
+        if self.prev_labels.min() >= 0:  # how much the prototype assignments moved in an epoch
+            out["nmi_prev"] = nmi(self.prev_labels.cpu(), self.labels.cpu())
+        self.prev_labels.copy_(self.labels)
+        return out
 
     def pseudo_labels(self):
         return None if self.labels.min() < 0 else self.labels
