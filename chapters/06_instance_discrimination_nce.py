@@ -287,7 +287,7 @@ assert torch.allclose(npid.bank.norm(dim=1), torch.ones(N, device=npid.bank.devi
 # %% [markdown]
 # ### A longer budget
 #
-# The same preset for 100 epochs takes about 13 minutes on 2 CPU cores — run it once from
+# The same preset for 100 epochs takes about 18 minutes on 2 CPU cores — run it once from
 # the repository root, and this cell shows its result beside the live run (without it,
 # the cell says so and the chapter goes on):
 #

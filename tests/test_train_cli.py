@@ -18,9 +18,9 @@ def tiny_cifar(tmp_path, lab_cache, monkeypatch):
 
 def test_sela_run_writes_a_complete_run_directory(tiny_cifar, capsys):
     out = tiny_cifar / "run"
-    rc = main(["--method=sela", "--preset=lab", "--subset=full", "--epochs=2", "--batch_size=16",
-               "--num_clusters=5", "--num_heads=2", "--mlp_hidden=0", "--device=cpu", f"--output_dir={out}"])
-    assert rc == 0
+    args = ["--method=sela", "--preset=lab", "--subset=full", "--epochs=2", "--batch_size=16",
+            "--num_clusters=5", "--num_heads=2", "--mlp_hidden=0", "--device=cpu", f"--output_dir={out}"]
+    assert main(args) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["method"] == "sela" and cfg["params"]["num_clusters"] == 5 and cfg["epochs"] == 2
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -28,7 +28,13 @@ def test_sela_run_writes_a_complete_run_directory(tiny_cifar, capsys):
     assert (out / "checkpoints" / "last.pt").exists() and (out / "git_sha.txt").exists()
     results = json.loads((out / "results.json").read_text())
     assert 0 <= results["knn_acc"] <= 100 and results["train_images"] == 60
-    # the same directory again: refused, nothing overwritten
+    # a run directory written before an option existed (here lars_eta) is still the same run
+    saved = json.loads((out / "config.json").read_text())
+    del saved["lars_eta"]
+    (out / "config.json").write_text(json.dumps(saved))
+    capsys.readouterr()
+    assert main(args) == 0 and "nothing to do" in capsys.readouterr().out
+    # the same directory with another config: refused, nothing overwritten
     assert main(["--method=sela", "--subset=full", f"--output_dir={out}"]) == 2
     assert "holds another run" in capsys.readouterr().err
 
