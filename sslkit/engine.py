@@ -113,9 +113,13 @@ class Progress:
         self.enabled, self.every = enabled, max(1, every)
         self.tty = sys.stderr.isatty()
 
+    def due(self, step: int, steps: int) -> bool:
+        """Whether ``step`` (1-based) of ``steps`` is a reporting step: every ``every``th, and the last."""
+        return step % self.every == 0 or step == steps
+
     def update(self, epoch: int, epochs: int, step: int, steps: int, images: int, elapsed: float, loss: float,
                run_eta: float) -> None:
-        if not self.enabled or (step % self.every and step != steps):
+        if not self.enabled or not self.due(step, steps):
             return
         done = int(20 * step / steps)
         line = (f"epoch {epoch}/{epochs} [{'#' * done}{'.' * (20 - done)}] {step}/{steps} "
@@ -124,6 +128,25 @@ class Progress:
         if self.tty and step == steps:
             sys.stderr.write("\n")
         sys.stderr.flush()
+
+
+def _check_finite(losses: list[torch.Tensor], start: int, epoch: int) -> int:
+    """Raise when a loss since step ``start`` of the epoch is NaN or infinite (one host sync);
+    return the number of steps checked. The checkpoint of that epoch is never written."""
+    if start >= len(losses):
+        return len(losses)
+    bad = ~torch.isfinite(torch.stack(losses[start:]))
+    if bad.any():
+        s = start + int(bad.nonzero()[0])
+        raise FloatingPointError(f"loss is {losses[s].item()} at epoch {epoch + 1}, step {s}; "
+                                 "lower the learning rate or use precision=fp32")
+    return len(losses)
+
+
+def _mean(values: list) -> float:
+    if values and torch.is_tensor(values[0]):
+        return torch.stack([v.float() for v in values]).double().mean().item()
+    return sum(values) / len(values)
 
 
 def _hms(seconds: float) -> str:
@@ -216,8 +239,11 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
             record.update({"nmi_true": scores["nmi"], "ari_true": scores["ari"], "acc_true": scores["acc"]})
         order = dist.broadcast(method.sample_order(ctx).to(device))  # one global order for all processes
         t_train = time.time()
-        losses = []
+        # per-step losses and logs stay on the device: the host waits for the device only at
+        # the reports (every ~5% of an epoch) and at the end of the epoch, not after every step
+        losses: list[torch.Tensor] = []
         step_logs: dict[str, list] = {}
+        checked = 0
         for s in range(steps_per_epoch):
             glob = order[s * global_batch:(s + 1) * global_batch]
             idx = glob[rank * cfg.batch_size:(rank + 1) * cfg.batch_size]
@@ -225,9 +251,6 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
                 group["lr"] = lr_at(cfg, ctx.step, steps_per_epoch, world)
             with _autocast(cfg, device):
                 loss, logs = step_fn(images[idx], idx, labels[idx] if method.uses_labels else None)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {s}; "
-                                         "lower the learning rate or use precision=fp32")
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -238,20 +261,23 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
                 opt.step()
             ctx.step += 1
             method.on_step_end(ctx)
-            losses.append(loss.item())
+            losses.append(loss.detach())
             for k, v in (logs or {}).items():
-                step_logs.setdefault(k, []).append(float(v))
-            if progress:
-                el = time.time() - t_train
-                per_step = (time.time() - t_start) / max(1, (epoch - start_epoch) * steps_per_epoch + s + 1)
-                bar.update(epoch + 1, cfg.epochs, s + 1, steps_per_epoch, (s + 1) * global_batch, el,
-                           sum(losses[-20:]) / len(losses[-20:]),
-                           per_step * ((cfg.epochs - epoch) * steps_per_epoch - s - 1))
+                step_logs.setdefault(k, []).append(v.detach().reshape(()) if torch.is_tensor(v) else float(v))
+            if bar.due(s + 1, steps_per_epoch):
+                checked = _check_finite(losses, checked, epoch)
+                if progress:
+                    el = time.time() - t_train
+                    per_step = (time.time() - t_start) / max(1, (epoch - start_epoch) * steps_per_epoch + s + 1)
+                    bar.update(epoch + 1, cfg.epochs, s + 1, steps_per_epoch, (s + 1) * global_batch, el,
+                               torch.stack(losses[-20:]).double().mean().item(),
+                               per_step * ((cfg.epochs - epoch) * steps_per_epoch - s - 1))
+        _check_finite(losses, checked, epoch)
         dt = time.time() - t0
-        record.update({"loss": sum(losses) / max(1, len(losses)), "lr": opt.param_groups[0]["lr"],
+        record.update({"loss": torch.stack(losses).double().mean().item(), "lr": opt.param_groups[0]["lr"],
                        "images_per_s": steps_per_epoch * global_batch / (time.time() - t_train),
                        "epoch_time_s": dt})
-        record.update({k: sum(v) / len(v) for k, v in step_logs.items()})
+        record.update({k: _mean(v) for k, v in step_logs.items()})
         if (eval_data is not None and cfg.knn_every and dist.is_main_process()
                 and ((epoch + 1) % cfg.knn_every == 0 or epoch + 1 == cfg.epochs)):
             record["knn_acc"] = knn_monitor(method, *eval_data, cfg)

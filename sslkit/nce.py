@@ -100,7 +100,7 @@ def monte_carlo_normalizer(noise_scores: torch.Tensor, num_samples: int) -> floa
     return float(total.item() / count.item() * num_samples)
 
 
-def nce_loss(scores: torch.Tensor, z: float, num_samples: int) -> torch.Tensor:
+def nce_loss(scores: torch.Tensor, z: float | torch.Tensor, num_samples: int) -> torch.Tensor:
     """The paper's binary NCE loss from ``nce_scores`` output and a fixed normaliser ``z``.
 
     ``P = scores / z``; positive term ``-log(P_0 / (P_0 + m/N))``, noise terms

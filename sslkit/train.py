@@ -15,7 +15,8 @@ run from its last checkpoint; a directory holding a different config is refused.
 Examples:
     python -m sslkit.train --method=sela --preset=lab
     python -m sslkit.train --method=sela --preset=cifar10 --device=cuda --precision=bf16
-    python -m sslkit.train --method=sela --help        # every option, its default, the presets
+    python -m sslkit.train --method=sela --help        # every option, its default and meaning, the presets
+    python -m sslkit.train --method=npid --preset=lab --dataset=~/pets.tar.gz --subset=full   # any image folder
     torchrun --nproc_per_node=8 -m sslkit.train --method=swav --preset=cifar10 --device=cuda
 """
 

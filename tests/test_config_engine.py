@@ -60,6 +60,27 @@ def test_supervised_fit_learns_and_writes_a_run(tmp_path):
     assert ckpt["epoch"] == 4
 
 
+def test_a_nan_loss_stops_the_run_before_its_checkpoint(tmp_path):
+    """Losses stay on the device between reports; a NaN is still caught, named by its step,
+    and the epoch's checkpoint is never written."""
+    images, labels = _toy_images()
+    cfg = sk.TrainConfig(method="supervised", epochs=2, batch_size=8, knn_every=0, device="cpu")
+    cfg.params = sk.METHODS["supervised"].Params(num_classes=2)
+    method = sk.build_method(cfg, len(images))
+    step, calls = method.training_step, {"n": 0}
+
+    def poisoned(*args):
+        calls["n"] += 1
+        loss, logs = step(*args)
+        return (loss * float("nan") if calls["n"] == 3 else loss), logs
+
+    method.training_step = poisoned
+    run = sk.RunDir(tmp_path / "run")
+    with pytest.raises(FloatingPointError, match="loss is nan at epoch 1, step 2"):
+        sk.fit(method, images, cfg, torch.device("cpu"), labels=labels, run=run, log=None)
+    assert not run.has_checkpoint() and run.read_metrics() == []
+
+
 def test_fit_rejects_batch_larger_than_data():
     images, labels = _toy_images(16)
     cfg = sk.TrainConfig(method="supervised", epochs=1, batch_size=64)

@@ -63,6 +63,7 @@ class NPID(Method):
         self.register_buffer("bank_ready", torch.tensor(params.bank_init == "random"))
         self.aug = view_recipe(params)
         self._pending: tuple | None = None  # (indices, features) to write after the optimiser step
+        self._z_fixed = False  # z known to be estimated (read once per epoch, not per step)
 
     @classmethod
     def check_config(cls, cfg) -> None:
@@ -90,6 +91,7 @@ class NPID(Method):
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         if not bool(self.bank_ready):
             self.init_bank_from_features(ctx.images)
+        self._z_fixed = False  # a checkpoint may have been loaded since: look at z again
         return {}
 
     def training_step(self, images, indices, labels=None):
@@ -101,14 +103,16 @@ class NPID(Method):
         else:
             noise = sample_noise(len(f), p.num_noise, self.num_samples, f.device, shared=p.shared_noise)
             scores = nce_scores(f, indices, noise, self.bank, p.temperature)
-            if float(self.z) < 0:  # estimated once, on the first batch, then fixed
-                self.z.fill_(monte_carlo_normalizer(scores[:, 1:], self.num_samples))
-            loss = nce_loss(scores, float(self.z), self.num_samples)
-            logs["nce_z"] = float(self.z)
+            if not self._z_fixed:  # estimated once, on the first batch, then fixed
+                if float(self.z) < 0:
+                    self.z.fill_(monte_carlo_normalizer(scores[:, 1:], self.num_samples))
+                self._z_fixed = True  # no host sync for it in later steps
+            loss = nce_loss(scores, self.z, self.num_samples)
+            logs["nce_z"] = self.z.detach()
         if p.proximal > 0:
             prox = proximal_term(f, self.bank[indices])
             loss = loss + p.proximal * prox
-            logs["proximal"] = prox.item()
+            logs["proximal"] = prox.detach()
         self._pending = (indices, f.detach())
         return loss, logs
 

@@ -35,7 +35,7 @@ class Supervised(Method):
         logits = self.head(self.backbone(x))
         loss = F.cross_entropy(logits, labels, label_smoothing=self.params.label_smoothing)
         acc = (logits.argmax(1) == labels).float().mean()
-        return loss, {"train_acc": 100 * acc.item()}
+        return loss, {"train_acc": 100 * acc.detach()}
 
 
 register_preset("supervised", "lab", source="this book: sized for a 2-core CPU (chapter 00)",

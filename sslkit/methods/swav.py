@@ -181,7 +181,7 @@ class SwAV(Method):
         with torch.no_grad():
             self.labels[indices] = codes[0].argmax(1)
             ent = -(codes[0] * codes[0].clamp_min(1e-12).log()).sum(1).mean() / math.log(self.params.num_prototypes)
-        return loss, {"code_entropy": ent.item(), "loss_over_lnK": loss.item() / math.log(self.params.num_prototypes)}
+        return loss, {"code_entropy": ent, "loss_over_lnK": loss.detach() / math.log(self.params.num_prototypes)}
 
     def on_step_end(self, ctx: EpochContext) -> None:
         self.steps_done += 1
