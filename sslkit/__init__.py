@@ -20,7 +20,7 @@ from .methods import METHODS, EpochContext, Method
 from .nce import (exact_instance_loss, exact_normalizer, init_memory_bank, monte_carlo_normalizer, nce_estimate_error,
                   nce_loss, nce_scores, proximal_term, sample_noise, update_memory_bank)
 from .optim import LARS, lr_at, make_optimizer
-from .runs import RunDir, git_sha, load_run, method_from_checkpoint
+from .runs import RunDir, evaluate_run, git_sha, load_run, method_from_checkpoint
 from .transport import (SinkhornResult, balanced_rounding, cluster_capacities, exact_transport, sela_labels,
                         sinkhorn, swav_codes)
 
@@ -37,7 +37,7 @@ __all__ = [
     "TrainConfig", "ConfigError", "apply_preset", "set_value", "parse_overrides", "presets_for",
     "build_method", "fit", "knn_monitor", "LARS", "make_optimizer", "lr_at",
     "METHODS", "Method", "EpochContext", "RunDir", "git_sha",
-    "load_run", "method_from_checkpoint",
+    "load_run", "evaluate_run", "method_from_checkpoint",
     "dist", "exercises",
     # optimal transport
     "sinkhorn", "SinkhornResult", "swav_codes", "sela_labels", "balanced_rounding", "cluster_capacities",

@@ -136,3 +136,19 @@ def load_run(path: str | Path, checkpoint: str = "last", device=None):
     if device is not None:
         method.to(device)
     return method, config_from_dict(state["config"]), run.read_metrics()
+
+
+def evaluate_run(path: str | Path, train, test, device=None, checkpoint: str = "last") -> dict | None:
+    """A longer ``sslkit.train`` run beside a chapter's live one: the kNN and linear-probe
+    accuracy of its checkpoint on ``train`` / ``test`` (``labdata.LabData``), with its config,
+    metrics and epochs done — or ``None`` (with a message) when ``path`` holds no checkpoint,
+    so the chapter goes on with its live run."""
+    from .eval.report import evaluate_method
+
+    loaded = load_run(path, checkpoint, device)
+    if loaded is None:
+        return None
+    method, cfg, metrics = loaded
+    results = evaluate_method(method, train.images, train.labels, test.images, test.labels,
+                              knn_k=cfg.knn_k, knn_temperature=cfg.knn_temperature)
+    return {**results, "epochs": len(metrics), "config": cfg, "metrics": metrics, "method": method}

@@ -155,7 +155,7 @@ def test_torchrun_two_processes_gloo(tmp_path, tiny_cifar, method):
     assert json.loads((two / "results.json").read_text())["knn_acc"] >= 0
 
 
-def test_eval_cli_reports_knn_linear_and_heads(tmp_path, tiny_cifar):
+def test_eval_cli_reports_knn_linear_and_heads(tmp_path, tiny_cifar, monkeypatch):
     env = tiny_cifar
     run = tmp_path / "run"
     subprocess.run([sys.executable, "-m", "sslkit.train", *ARGS, "--epochs=1", f"--output_dir={run}"], env=env,
@@ -168,6 +168,16 @@ def test_eval_cli_reports_knn_linear_and_heads(tmp_path, tiny_cifar):
     assert len(res["heads"]) == 2 and all(0 <= h["nmi"] <= 1 for h in res["heads"])
     # the same numbers as the training run's own results.json (same code, same checkpoint)
     assert res["knn_acc"] == json.loads((run / "results.json").read_text())["knn_acc"]
+    # a chapter's view of the same run: the same numbers from the checkpoint, plus its history
+    import labdata
+
+    for key in ("LABDATA_CIFAR10", "LABDATA_DIR"):
+        monkeypatch.setenv(key, env[key])
+    train, test = (labdata.load("cifar10", split) for split in ("train", "test"))
+    seen = sk.evaluate_run(run, train, test)
+    assert seen["knn_acc"] == res["knn_acc"] and seen["linear_acc"] == res["linear_acc"]
+    assert seen["epochs"] == 1 and seen["config"].method == "sela"
+    assert sk.evaluate_run(tmp_path / "nope", train, test) is None
     bad = subprocess.run([sys.executable, "-m", "sslkit.eval", f"--checkpoint={tmp_path / 'nope'}"], env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no checkpoint" in bad.stderr
