@@ -58,5 +58,6 @@ def test_presets_resolve():
     cfg = sk.TrainConfig(method="deepcluster")
     sk.apply_preset(cfg, "cifar10")
     assert cfg.params.sobel and cfg.backbone == "alexnet" and cfg.params.pca_dim == 256
+    assert cfg.schedule == "constant"  # the official code never decays the rate (fresh classifier each epoch)
     m = sk.build_method(cfg, 10)
     assert m.backbone(torch.rand(2, 3, 32, 32)).shape == (2, 256)

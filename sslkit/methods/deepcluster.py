@@ -123,13 +123,14 @@ register_preset(
     **{"params.num_clusters": 100, "params.pca_dim": 64})
 register_preset(
     "deepcluster", "cifar10",
-    source="Caron et al., ECCV 2018 (AlexNet with Sobel, PCA 256, SGD lr 0.05, momentum 0.9, wd 1e-5, "
-           "batch 256, uniform sampling; official main.py defaults), K=100 for CIFAR-10 scale",
-    backbone="alexnet", subset="full", epochs=200, batch_size=256, lr=0.05, weight_decay=1e-5,
+    source="Caron et al., ECCV 2018 (AlexNet with Sobel, PCA 256, SGD at a constant lr 0.05 -- the classifier "
+           "is re-initialised every epoch, so the rate never decays --, momentum 0.9, wd 1e-5, batch 256, "
+           "uniform sampling; official main.py defaults), K=100 for CIFAR-10 scale",
+    backbone="alexnet", subset="full", epochs=200, batch_size=256, lr=0.05, weight_decay=1e-5, schedule="constant",
     **{"params.num_clusters": 100, "params.pca_dim": 256, "params.sobel": True, "params.mlp_hidden": 4096})
 for _ds, _k in (("cifar100", 1000), ("svhn", 100)):
     register_preset(
         "deepcluster", _ds, source="as the cifar10 preset (Caron et al., ECCV 2018; official main.py defaults), "
                                    f"K={_k} (10x the classes, the paper's over-clustering)",
         dataset=_ds, backbone="alexnet", subset="full", epochs=200, batch_size=256, lr=0.05, weight_decay=1e-5,
-        **{"params.num_clusters": _k, "params.pca_dim": 256, "params.sobel": True, "params.mlp_hidden": 4096})
+        schedule="constant", **{"params.num_clusters": _k, "params.pca_dim": 256, "params.sobel": True, "params.mlp_hidden": 4096})
