@@ -274,7 +274,7 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
                                per_step * ((cfg.epochs - epoch) * steps_per_epoch - s - 1))
         _check_finite(losses, checked, epoch)
         dt = time.time() - t0
-        record.update({"loss": torch.stack(losses).double().mean().item(), "lr": opt.param_groups[0]["lr"],
+        record.update({"loss": _mean(losses), "lr": opt.param_groups[0]["lr"],
                        "images_per_s": steps_per_epoch * global_batch / (time.time() - t_train),
                        "epoch_time_s": dt})
         record.update({k: _mean(v) for k, v in step_logs.items()})

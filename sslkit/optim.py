@@ -28,6 +28,7 @@ import torch
 from .config import TrainConfig
 
 OPTIMIZERS = ("sgd", "adamw", "lars")
+SCHEDULES = ("cosine", "constant", "step")  # what lr_at knows after the warm-up
 
 
 class LARS(torch.optim.Optimizer):

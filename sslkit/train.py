@@ -98,15 +98,15 @@ def _validate(cfg: TrainConfig) -> None:
         if not Path(cfg.dataset).expanduser().exists():
             raise ConfigError(f"unknown dataset {cfg.dataset!r}: use one of {labdata.datasets()}, or the path of an "
                               "image folder (train/<class>/*, test/<class>/*) or of a .tar/.tar.gz of one")
-        if not (cfg.subset in ("", "full", "none", "None") or str(cfg.subset).isdigit()):
+        if isinstance(_subset(str(cfg.subset)), str):  # a named subset ('lab', 'mini')
             raise ConfigError(f"--subset={cfg.subset} is defined for {labdata.datasets()} only; with an image folder "
                               "use --subset=full or --subset=N (N images per class)")
-    from .optim import OPTIMIZERS
+    from .optim import OPTIMIZERS, SCHEDULES
 
     if cfg.optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; one of {list(OPTIMIZERS)}")
-    if cfg.schedule not in ("cosine", "constant", "step"):
-        raise ConfigError(f"unknown schedule {cfg.schedule!r}; one of cosine, constant, step")
+    if cfg.schedule not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {cfg.schedule!r}; one of {', '.join(SCHEDULES)}")
     if cfg.backbone not in BACKBONES:
         raise ConfigError(f"unknown backbone {cfg.backbone!r}; one of {sorted(BACKBONES)}")
     if cfg.precision not in ("fp32", "bf16", "fp16"):
