@@ -32,8 +32,9 @@ def _decode(data: bytes, where: str, size: int | None) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def _entries_from_tar(path: Path, splits):
-    """Yield (split, class, filename, bytes) for every image member of a tar archive."""
+def _entries_from_tar(path: Path, splits, decode):
+    """Yield (split, class, filename, bytes) for every image member of a tar archive (bytes
+    None for splits not in ``decode``: their class names are all that is needed)."""
     try:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
@@ -45,7 +46,7 @@ def _entries_from_tar(path: Path, splits):
                     continue
                 if PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
                     continue
-                data = tar.extractfile(member).read()
+                data = tar.extractfile(member).read() if parts[-3] in decode else None
                 yield parts[-3], parts[-2], parts[-1], data
     except LabDataError:
         raise
@@ -56,7 +57,7 @@ def _entries_from_tar(path: Path, splits):
         ) from exc
 
 
-def _entries_from_dir(path: Path, splits):
+def _entries_from_dir(path: Path, splits, decode):
     for split in splits:
         sdir = path / split
         if not sdir.is_dir():
@@ -64,31 +65,47 @@ def _entries_from_dir(path: Path, splits):
         for cdir in sorted(p for p in sdir.iterdir() if p.is_dir()):
             for f in sorted(cdir.iterdir()):
                 if f.suffix.lower() in IMAGE_SUFFIXES:
-                    yield split, cdir.name, f.name, f.read_bytes()
+                    yield split, cdir.name, f.name, (f.read_bytes() if split in decode else None)
 
 
-def read_image_folder(path: str | Path, splits=("train", "test"), size: int | None = None) -> dict:
-    """Decode every image of an image-folder source.
+def read_image_folder(path: str | Path, splits=("train", "test"), size: int | None = None,
+                      decode=None) -> dict:
+    """Decode the images of an image-folder source.
 
     Returns ``{split: {"images": uint8 (N,3,H,W), "labels": int64 (N,), "classes": [...]}}``
-    for each split present. ``size`` resizes images that are not ``size x size``.
+    for each split of ``decode`` (default: all of ``splits``) that is present. ``size``
+    resizes images that are not ``size x size``. Classes are matched by name across
+    ``splits``: label i is the i-th class name in sorted order in every split, and a class
+    that has images in one split but not in another is an error naming it (a test split
+    without a class would otherwise shift every label after it).
     """
+    decode = tuple(splits if decode is None else decode)
     path = Path(path).expanduser()
     if not path.exists():
         raise LabDataError(f"image-folder source {path} does not exist; check the path "
                            "(a folder with train/<class>/* and test/<class>/*, or a .tar/.tar.gz of one).")
-    entries = _entries_from_dir(path, splits) if path.is_dir() else _entries_from_tar(path, splits)
+    entries = (_entries_from_dir(path, splits, decode) if path.is_dir()
+               else _entries_from_tar(path, splits, decode))
     found: dict[str, list] = {s: [] for s in splits}
     for split, cls, fname, data in entries:
         found[split].append((cls, fname, data))
     if not any(found.values()):
         raise LabDataError(f"no images found in {path} under {'/, '.join(splits)}/<class>/; "
                            "expected train/<class>/* and test/<class>/*.")
-    classes = sorted({cls for items in found.values() for cls, _, _ in items})
+    per_split = {s: {cls for cls, _, _ in items} for s, items in found.items() if items}
+    classes = sorted(set().union(*per_split.values()))
+    for split, names in per_split.items():
+        missing = [c for c in classes if c not in names]
+        if missing:
+            where = {c: [s for s, n in per_split.items() if c in n] for c in missing[:3]}
+            shown = "; ".join(f"{c!r} has images in {', '.join(f'{s}/' for s in ss)} only" for c, ss in where.items())
+            raise LabDataError(f"{path}: {split}/ has no images of {len(missing)} class(es) that another split has "
+                               f"({shown}). Classes are matched by name across splits: give every class images in "
+                               "every split, or remove it from all of them.")
     index = {c: i for i, c in enumerate(classes)}
     out = {}
     for split, items in found.items():
-        if not items:
+        if not items or split not in decode:
             continue
         items.sort(key=lambda t: (t[0], t[1]))
         images = np.stack([_decode(d, f"{path}:{split}/{c}/{f}", size) for c, f, d in items])

@@ -148,7 +148,8 @@ def load(name: str, split: str = "train", subset=None, *, target: str = "fine",
             labels, classes = coarse, list(CIFAR100_COARSE_CLASSES)
     indices = None
     if subset is not None:
-        indices = balanced_indices(full["labels"], per_class_count(spec, split, subset), seed)
+        indices = balanced_indices(full["labels"], per_class_count(spec, split, subset), seed,
+                                   classes=list(full["classes"]), where=f"{spec.name}/{split}")
         images, labels = images[indices], labels[indices]
         extra = {k: (v[indices] if torch.is_tensor(v) else v) for k, v in extra.items()}
         record = cache.cache_root() / "subsets" / f"{spec.name}-{split}-{subset}-seed{seed}.json"
@@ -163,14 +164,16 @@ def load(name: str, split: str = "train", subset=None, *, target: str = "fine",
 def load_image_folder(path, split: str = "train", size: int = 32, subset=None, seed: int = 0) -> LabData:
     """Load any image-folder tree (``<split>/<class>/*``) or tar of one, resized to ``size``."""
     path = Path(path).expanduser()
-    decoded = read_image_folder(path, (split,), size=size)
+    # classes by name across both splits (only ``split`` is decoded)
+    decoded = read_image_folder(path, tuple(dict.fromkeys((split, "train", "test"))), size=size, decode=(split,))
     data = decoded.get(split)
     if data is None:
         raise LabDataError(f"{path} has no {split}/ folder of images")
     images, labels = torch.from_numpy(data["images"]), torch.from_numpy(data["labels"])
     indices = None
     if subset is not None:
-        indices = balanced_indices(labels, per_class_count(None, split, subset), seed)
+        indices = balanced_indices(labels, per_class_count(None, split, subset), seed,
+                                   classes=data["classes"], where=f"{path}:{split}")
         images, labels = images[indices], labels[indices]
     return LabData(images, labels, data["classes"], name=path.name, split=split,
                    indices=indices, source=str(path))

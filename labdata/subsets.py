@@ -29,15 +29,19 @@ def per_class_count(spec: DatasetSpec | None, split: str, subset) -> int:
     return named[subset][split]
 
 
-def balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
-    """Sorted indices with ``per_class`` images of every class present in ``labels``."""
+def balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0, classes=None,
+                     where: str = "") -> torch.Tensor:
+    """Sorted indices with ``per_class`` images of every class present in ``labels``.
+    ``classes`` (names) and ``where`` (the split) only make the error message precise."""
     labels = torch.as_tensor(labels)
     chosen = []
     for c in torch.unique(labels).tolist():
         pos = torch.nonzero(labels == c).flatten()
         if len(pos) < per_class:
-            raise LabDataError(f"class {c} has only {len(pos)} images, fewer than the {per_class} "
-                               "per class the subset asks for; choose a smaller subset")
+            name = f"{classes[c]!r} ({c})" if classes is not None and c < len(classes) else str(c)
+            split = f" of {where}" if where else ""
+            raise LabDataError(f"class {name}{split} has only {len(pos)} images, fewer than the {per_class} "
+                               f"per class the subset asks for; choose --subset={len(pos)} or fewer")
         g = torch.Generator().manual_seed(seed * 100_003 + int(c))
         chosen.append(pos[torch.randperm(len(pos), generator=g)[:per_class]])
     return torch.sort(torch.cat(chosen)).values

@@ -18,6 +18,14 @@ def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
+def planned_world_size() -> int:
+    """The processes of this run: the process group's size, or, before it is joined (while
+    a command line is validated under torchrun), the WORLD_SIZE that torchrun set."""
+    import os
+
+    return world_size() if is_distributed() else max(1, int(os.environ.get("WORLD_SIZE", "1") or 1))
+
+
 def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
@@ -70,3 +78,26 @@ def gather_shards(t: torch.Tensor, n: int) -> torch.Tensor:
     padded = torch.zeros((per, *t.shape[1:]), dtype=t.dtype, device=t.device)
     padded[:len(t)] = t
     return all_gather_cat(padded)[:n]
+
+
+def broadcast_module(module: torch.nn.Module, src: int = 0, buffers: bool = False) -> None:
+    """Give every process ``src``'s parameters (and, with ``buffers``, its floating-point
+    buffers): after a method re-initialises a layer on each process with its own random
+    state (DeepCluster's classifier), the replicas are identical again."""
+    if not is_distributed():
+        return
+    with torch.no_grad():
+        for p in module.parameters():
+            dist.broadcast(p.data, src)
+        if buffers:
+            for b in module.buffers():
+                dist.broadcast(b, src)
+
+
+def all_gather_object(obj) -> list:
+    """``obj`` from every process, in rank order (``[obj]`` alone)."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out

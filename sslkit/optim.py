@@ -25,10 +25,12 @@ import math
 
 import torch
 
-from .config import TrainConfig
+import typing
 
-OPTIMIZERS = ("sgd", "adamw", "lars")
-SCHEDULES = ("cosine", "constant", "step")  # what lr_at knows after the warm-up
+from .config import Optimizer, Schedule, TrainConfig
+
+OPTIMIZERS = typing.get_args(Optimizer)
+SCHEDULES = typing.get_args(Schedule)  # what lr_at knows after the warm-up
 
 
 class LARS(torch.optim.Optimizer):
@@ -90,13 +92,18 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
 
 
-def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, world_size: int = 1) -> float:
-    """Learning rate at ``step``: linear warm-up, then cosine (or constant / step decay).
+def base_lr(cfg: TrainConfig, world_size: int = 1) -> float:
+    """The peak learning rate of a run: ``cfg.lr`` is stated at a global batch of
+    ``cfg.lr_batch_size`` (a recipe's own batch size) and scaled linearly to the run's global
+    batch, ``cfg.batch_size`` (per process) x ``world_size`` processes."""
+    return cfg.lr * cfg.batch_size * world_size / cfg.lr_batch_size
 
-    ``cfg.lr`` is the rate for a batch of 256 and is scaled linearly with the global batch,
-    ``cfg.batch_size`` (per process) x ``world_size`` processes.
-    """
-    base = cfg.lr * cfg.batch_size * world_size / 256
+
+def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, world_size: int = 1) -> float:
+    """Learning rate at ``step``: linear warm-up, then cosine, constant or step decay (the
+    rate times ``lr_gamma`` at each epoch of ``lr_milestones``; without milestones at 1/3 and
+    2/3 of the run)."""
+    base = base_lr(cfg, world_size)
     total = max(1, cfg.epochs * steps_per_epoch)
     warm = cfg.warmup_epochs * steps_per_epoch
     if step < warm:
@@ -105,5 +112,8 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, world_size: int = 1
     if cfg.schedule == "cosine":
         return base * 0.5 * (1 + math.cos(math.pi * progress))
     if cfg.schedule == "step":
-        return base * (0.1 ** int(progress * 3))
+        if cfg.lr_milestones:
+            epoch = step // max(1, steps_per_epoch)
+            return base * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
+        return base * (cfg.lr_gamma ** int(progress * 3))
     return base

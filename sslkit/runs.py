@@ -29,17 +29,33 @@ def git_sha(cwd: str | Path | None = None) -> str:
         return "unknown"
 
 
-def atomic_save(obj, path: str | Path) -> None:
+TMP_PREFIX = ".tmp-"  # temporary files of atomic writes; a run removes leftovers of a killed one
+
+
+def atomic_save(obj, path: str | Path, keep_previous: bool = False) -> None:
+    """Write ``obj`` to a temporary file beside ``path``, then rename it over ``path``. With
+    ``keep_previous`` the file it replaces stays as ``prev.pt`` beside it (the last good
+    checkpoint, should the new one ever be damaged on disk)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        if keep_previous and path.exists():
+            os.replace(path, path.with_name("prev.pt"))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read; the message names the file and what to do."""
+
+
+class RunLocked(RuntimeError):
+    """Another process is writing into the same run directory."""
 
 
 class RunDir:
@@ -50,12 +66,35 @@ class RunDir:
         self.path = Path(path)
         self.writer = writer  # False on the other processes of a distributed run: they read only
         self._tb = None
+        self._lock = None
         if writer:
             self.path.mkdir(parents=True, exist_ok=True)
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter  # optional dependency
 
                 self._tb = SummaryWriter(str(self.path / "tensorboard"))
+
+    def lock(self) -> None:
+        """Hold the directory for this process until it exits (an OS lock on ``.lock``, released
+        even when the process is killed), so two runs started into one directory never
+        interleave; then remove temporary files a killed run left behind. Raises ``RunLocked``."""
+        if not self.writer or self._lock is not None:
+            return
+        import fcntl
+
+        f = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise RunLocked(f"{self.path} is in use by another run (it holds {self.path / '.lock'}); wait for it "
+                            "to finish, or choose another --output_dir") from None
+        self._lock = f
+        last, prev = self.path / "checkpoints" / "last.pt", self.path / "checkpoints" / "prev.pt"
+        if prev.exists() and not last.exists():  # killed between the two renames of a save
+            os.replace(prev, last)
+        for leftover in [*self.path.glob(TMP_PREFIX + "*"), *(self.path / "checkpoints").glob(TMP_PREFIX + "*")]:
+            leftover.unlink(missing_ok=True)
 
     def write_config(self, config_dict: dict) -> None:
         if not self.writer:
@@ -77,23 +116,42 @@ class RunDir:
             self._tb.flush()
 
     def save_checkpoint(self, state: dict, name: str = "last") -> Path:
+        """Write ``checkpoints/NAME.pt`` atomically; the previous ``last.pt`` is kept as ``prev.pt``."""
         path = self.path / "checkpoints" / f"{name}.pt"
         if self.writer:
-            atomic_save(state, path)
+            atomic_save(state, path, keep_previous=(name == "last"))
         return path
 
     def has_checkpoint(self, name: str = "last") -> bool:
         return (self.path / "checkpoints" / f"{name}.pt").exists()
 
     def load_checkpoint(self, name: str = "last", map_location=None) -> dict:
-        return torch.load(self.path / "checkpoints" / f"{name}.pt", map_location=map_location, weights_only=False)
+        """The checkpoint ``NAME.pt``; a damaged file raises ``CheckpointError`` naming it and, when
+        ``prev.pt`` (the checkpoint before it) reads, saying how to resume from that one."""
+        path = self.path / "checkpoints" / f"{name}.pt"
+        try:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # truncated or corrupt: zip/pickle/EOF errors of any kind
+            prev = path.with_name("prev.pt")
+            offer = "; no earlier checkpoint is kept: delete the directory to start again"
+            if name != "prev" and prev.exists():
+                try:
+                    epoch = torch.load(prev, map_location="cpu", weights_only=False)["epoch"]
+                    offer = (f". The previous checkpoint {prev} (after epoch {epoch}) reads: "
+                             f"`mv {prev} {path}` and rerun the same command to resume from it")
+                except Exception:
+                    offer = f"; the previous checkpoint {prev} is damaged too: delete the directory to start again"
+            raise CheckpointError(f"checkpoint {path} is damaged ({type(exc).__name__}: {str(exc)[:120]}){offer}") \
+                from None
 
     def rewrite_metrics(self, records: list[dict]) -> None:
         """Replace metrics.jsonl by ``records`` (atomically), e.g. when resuming from an earlier checkpoint."""
         if not self.writer:
             return
         f = self.path / "metrics.jsonl"
-        tmp = f.with_suffix(".jsonl.tmp")
+        tmp = self.path / f"{TMP_PREFIX}metrics.jsonl"
         tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in records))
         os.replace(tmp, f)
 
@@ -111,8 +169,10 @@ def method_from_checkpoint(state: dict, cfg=None, default_samples: int | None = 
 
     cfg = cfg or config_from_dict(state["config"])
     model = state["model"]
-    n = (model["labels"].shape[-1] if "labels" in model else
-         model["bank"].shape[0] if "bank" in model else default_samples)
+    n = state.get("num_samples")  # saved since the checkpoint format has it; older ones: from the buffers
+    if n is None:
+        n = (model["labels"].shape[-1] if "labels" in model else
+             model["bank"].shape[0] if "bank" in model else default_samples)
     if n is None:
         raise ValueError("default_samples is needed for a method without per-image state")
     method = build_method(cfg, n)

@@ -26,28 +26,21 @@ import json
 import sys
 from pathlib import Path
 
-from .config import ConfigError, TrainConfig, _fields, apply_preset, parse_overrides, presets_for, set_value
+import typing
 
-
-def _field_comments(cls) -> dict[str, str]:
-    """The meaning of each dataclass field: the ``# comment`` after it in the source."""
-    import inspect
-    import re
-
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):
-        return {}
-    return {m.group(1): m.group(2).strip()
-            for m in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#\s*(.*)$", source, flags=re.MULTILINE)}
+from .config import ConfigError, TrainConfig, _fields, apply_preset, field_help, parse_overrides, presets_for, set_value
 
 
 def _option_lines(obj, skip=()) -> list[str]:
-    """One line per dataclass field: --name, type, default and meaning (types from config._fields)."""
-    notes = _field_comments(type(obj))
-    return [f"  --{name:24s} {getattr(tp, '__name__', str(tp)):6s} default {getattr(obj, name)!r:10s}"
-            f"{'  ' + notes[name] if name in notes else ''}"
-            for name, tp in _fields(obj).items() if name not in skip]
+    """One line per dataclass field: --name, type, default and its declared meaning."""
+    lines = []
+    for name, tp in _fields(obj).items():
+        if name in skip:
+            continue
+        tname = "|".join(map(str, typing.get_args(tp))) if typing.get_origin(tp) is typing.Literal \
+            else getattr(tp, "__name__", str(tp))
+        lines.append(f"  --{name:24s} {tname:6s} default {getattr(obj, name)!r:10s}  {field_help(obj, name)}".rstrip())
+    return lines
 
 
 def _describe(cfg: TrainConfig) -> str:
@@ -74,7 +67,8 @@ def build_config(argv: list[str]) -> tuple[TrainConfig, str, bool]:
     if method is None:
         if wants_help:
             return TrainConfig(method=""), "", True
-        raise ConfigError(f"--method is required; one of {sorted(METHODS)}")
+        raise ConfigError(f"--method is required; one of {sorted(METHODS)} "
+                          "(`python -m sslkit.train --help` lists them with their presets)")
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; one of {sorted(METHODS)}")
     cfg = TrainConfig(method=method, params=METHODS[method].Params())
@@ -83,43 +77,7 @@ def build_config(argv: list[str]) -> tuple[TrainConfig, str, bool]:
         apply_preset(cfg, preset)
     for key, value in opts.items():
         set_value(cfg, key, value)
-    if not wants_help:  # --help describes any config, even one that would not run
-        _validate(cfg)
     return cfg, preset, wants_help
-
-
-def _validate(cfg: TrainConfig) -> None:
-    import labdata
-
-    from .methods import METHODS
-    from .backbones import BACKBONES
-
-    if cfg.dataset not in labdata.datasets():
-        if not Path(cfg.dataset).expanduser().exists():
-            raise ConfigError(f"unknown dataset {cfg.dataset!r}: use one of {labdata.datasets()}, or the path of an "
-                              "image folder (train/<class>/*, test/<class>/*) or of a .tar/.tar.gz of one")
-        if isinstance(_subset(str(cfg.subset)), str):  # a named subset ('lab', 'mini')
-            raise ConfigError(f"--subset={cfg.subset} is defined for {labdata.datasets()} only; with an image folder "
-                              "use --subset=full or --subset=N (N images per class)")
-    from .optim import OPTIMIZERS, SCHEDULES
-
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; one of {list(OPTIMIZERS)}")
-    if cfg.schedule not in SCHEDULES:
-        raise ConfigError(f"unknown schedule {cfg.schedule!r}; one of {', '.join(SCHEDULES)}")
-    if cfg.backbone not in BACKBONES:
-        raise ConfigError(f"unknown backbone {cfg.backbone!r}; one of {sorted(BACKBONES)}")
-    if cfg.precision not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"precision must be fp32, bf16 or fp16, not {cfg.precision!r}")
-    for name in ("epochs", "batch_size"):
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"--{name} must be positive")
-    METHODS[cfg.method].check_config(cfg)
-    if cfg.tensorboard:
-        try:
-            import torch.utils.tensorboard  # noqa: F401
-        except ImportError:
-            raise ConfigError("--tensorboard=true needs the tensorboard package: pip install tensorboard") from None
 
 
 def _subset(value: str):
@@ -149,6 +107,34 @@ def _dataset_slug(dataset: str) -> str:
     return name or "data"
 
 
+def _overview() -> str:
+    """Every method with its presets, for ``--help`` without ``--method``."""
+    from .methods import METHODS
+
+    lines = ["methods (--method=NAME) and their presets (--preset=NAME); "
+             "`--method=NAME --help` shows every option:"]
+    for name, cls in METHODS.items():
+        doc = (cls.__module__ and __import__(cls.__module__, fromlist=["_"]).__doc__ or "").strip().splitlines()
+        lines.append(f"  {name:12s} {doc[0] if doc else ''}")
+        for p in presets_for(name):
+            lines.append(f"  {'':12s}   --preset={p.name:9s} {p.description or p.source}")
+    return "\n".join(lines)
+
+
+def _check_output_dir(out: Path) -> str | None:
+    """Why ``out`` cannot hold a run (a file, or not writable), or None."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        return f"--output_dir={out} is a file, not a directory; choose another --output_dir"
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"--output_dir={out}: {probe} is not writable by this user; choose another --output_dir"
+    return None
+
+
 def _with_defaults(saved: dict) -> dict:
     """A saved config with the options added to sslkit since it was written at their defaults
     (so an older run directory still resumes); unchanged if it no longer parses."""
@@ -160,9 +146,14 @@ def _with_defaults(saved: dict) -> dict:
         return saved
 
 
+SAME_RUN_IGNORES = ("output_dir",)  # where the directory is named from does not make another run
+
+
 def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     diffs = []
     for key in sorted(set(old) | set(new)):
+        if not prefix and key in SAME_RUN_IGNORES:
+            continue
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             diffs += _config_diff(a, b, f"{prefix}{key}.")
@@ -190,54 +181,94 @@ def _init_distributed(cfg: TrainConfig):
     return torch.device("cpu")
 
 
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _prepare_run_dir(out: Path, cfg: TrainConfig, main_proc: bool):
+    """Whether to resume, or an error message: the same config (the directory named by any path)
+    resumes; a directory whose earlier run never finished an epoch starts again; another
+    config is refused; a finished run has nothing to do (returns "done")."""
+    if not (out / "config.json").exists():
+        return False
+    has_checkpoint = (out / "checkpoints" / "last.pt").exists() or (out / "checkpoints" / "prev.pt").exists()
+    if not has_checkpoint:
+        if main_proc:
+            print(f"{out} holds a run that never finished its first epoch: starting it again with this config")
+        return False
+    old = json.loads((out / "config.json").read_text())
+    diffs = _config_diff(_with_defaults(old), json.loads(json.dumps(cfg.to_dict(), default=str)))
+    if diffs:
+        return (f"{out} holds another run (config.json differs: {'; '.join(diffs[:5])}). "
+                "Choose another --output_dir, or repeat that run's exact options to resume it.")
+    if (out / "results.json").exists():
+        return "done"
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     resume_flag = any(a in ("--resume", "--resume=true", "--resume=True", "--resume=1") for a in argv)
     argv = [a for a in argv if not a.startswith("--resume")]
     try:
         cfg, preset, wants_help = build_config(argv)
+        if wants_help:
+            print(__doc__)
+            print(_describe(cfg) if cfg.method else _overview())
+            return 0
+        cfg.validate()
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if wants_help:
-        print(__doc__)
-        if cfg.method:
-            print(_describe(cfg))
-        return 0
+        return _error(str(exc))
     out = Path(cfg.output_dir or f"runs/{cfg.method}-{_dataset_slug(cfg.dataset)}-{preset or 'default'}")
     cfg.output_dir = str(out)
-    # the same command into the same directory continues that run; another run's directory is refused
-    resume = False
-    if (out / "config.json").exists():
-        old = json.loads((out / "config.json").read_text())
-        diffs = _config_diff(_with_defaults(old), json.loads(json.dumps(cfg.to_dict(), default=str)))
-        if diffs:
-            print(f"error: {out} holds another run (config.json differs: {'; '.join(diffs[:5])}). "
-                  "Choose another --output_dir, or repeat that run's exact options to resume it.", file=sys.stderr)
-            return 2
-        if (out / "results.json").exists():
-            print(f"{out} holds a finished run of this config (results.json); nothing to do.")
-            return 0
-        resume = (out / "checkpoints" / "last.pt").exists()
-    elif resume_flag:
-        print(f"error: --resume: {out} holds no run to resume (no config.json)", file=sys.stderr)
-        return 2
+    bad_dir = _check_output_dir(out)
+    if bad_dir:
+        return _error(bad_dir)
+    from . import dist
+
+    main_proc = dist.rank() == 0 and int(__import__("os").environ.get("RANK", "0")) == 0
+    state = _prepare_run_dir(out, cfg, main_proc)
+    if state == "done":
+        print(f"{out} holds a finished run of this config (results.json); nothing to do.")
+        return 0
+    if isinstance(state, str):
+        return _error(state)
+    if resume_flag and not state:
+        return _error(f"--resume: {out} holds no run to resume (no config.json with a checkpoint)")
+    resume = state
 
     import labdata
 
-    from . import dist, engine
+    from . import engine
     from .eval import evaluate_method
-    from .runs import RunDir
+    from .runs import CheckpointError, RunDir, RunLocked
 
+    run = None
+    created = not out.exists()
+
+    def fail(message: str) -> int:  # before training: leave no directory this command created
+        if created and main_proc and run is not None:
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        return _error(message)
+
+    if main_proc:  # hold the directory before any work: a second run into it is refused at once
+        try:
+            run = RunDir(out, writer=True, tensorboard=cfg.tensorboard)
+            run.lock()
+        except RunLocked as exc:
+            return _error(str(exc))
+        except OSError as exc:
+            return _error(f"--output_dir={out}: cannot write there ({exc}); choose another --output_dir")
     try:
         train, test = load_data(cfg)
     except labdata.LabDataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if cfg.batch_size > len(train):
-        print(f"error: --batch_size={cfg.batch_size} is larger than the {len(train)} training images",
-              file=sys.stderr)
-        return 2
+        return fail(str(exc))
+    if cfg.batch_size * dist.planned_world_size() > len(train):
+        return fail(f"--batch_size={cfg.batch_size} x {dist.planned_world_size()} process(es) is larger than the "
+                    f"{len(train)} training images")
     device = _init_distributed(cfg) or engine.resolve_device(cfg)
     main_proc = dist.is_main_process()
     log = print if main_proc else None
@@ -245,13 +276,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sslkit.train: {cfg.method} on {cfg.dataset} ({len(train)} train / {len(test)} test images), "
               f"{cfg.backbone}, {cfg.epochs} epochs, {dist.world_size()} process(es), device {device}, "
               f"output {out}" + (" (resuming)" if resume else ""))
+    if run is None:
+        run = RunDir(out, writer=False)
     method = engine.build_method(cfg, len(train))
-    run = RunDir(out, writer=main_proc, tensorboard=cfg.tensorboard)
     eval_data = (train.images, train.labels, test.images, test.labels)
     try:
         engine.fit(method, train.images, cfg, device, labels=train.labels if method.uses_labels else None,
                    eval_data=eval_data, run=run, true_labels=train.labels, resume=resume, log=log,
                    progress=main_proc)
+    except (CheckpointError, ConfigError) as exc:
+        return _error(str(exc))
     finally:
         if dist.is_distributed():
             import torch.distributed as tdist

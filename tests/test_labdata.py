@@ -189,3 +189,43 @@ def test_cli_list_and_info(lab_cache):
     assert out.returncode == 0 and '"extra"' in out.stdout
     out = subprocess.run([sys.executable, "-m", "labdata", "info", "mnist"], capture_output=True, text=True, env=env)
     assert out.returncode == 2 and "unknown dataset" in out.stderr
+
+
+def _folder(root, layout):
+    """An image-folder tree: ``layout`` maps split -> {class: images}."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, classes in layout.items():
+        for cls, n in classes.items():
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / split / cls / f"{i}.png")
+    return root
+
+
+def test_classes_are_matched_by_name_across_splits(tmp_path):
+    root = _folder(tmp_path / "ok", {"train": {"ant": 2, "bee": 2, "cow": 2}, "test": {"ant": 1, "bee": 1, "cow": 1}})
+    train, test = labdata.load_image_folder(root, "train"), labdata.load_image_folder(root, "test")
+    assert train.classes == test.classes == ["ant", "bee", "cow"]
+    assert test.labels.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("test_classes,named", [({"ant": 1, "cow": 1}, "'bee' has images in train/ only"),
+                                                ({"ant": 1, "bee": 1, "cow": 1, "dog": 1}, "'dog' has images in test/")])
+def test_a_class_missing_from_a_split_is_an_error_that_names_it(tmp_path, lab_cache, monkeypatch, test_classes, named):
+    """Before, a test split without 'bee' numbered 'cow' 1 instead of 2: every later label shifted
+    (raw-pixel kNN reported chance), and through LABDATA_CIFAR10 an extra class crashed later."""
+    root = _folder(tmp_path / "bad", {"train": {"ant": 2, "bee": 2, "cow": 2}, "test": test_classes})
+    for split in ("train", "test"):
+        with pytest.raises(labdata.LabDataError, match=named):
+            labdata.load_image_folder(root, split)
+    monkeypatch.setenv("LABDATA_CIFAR10", str(root))
+    with pytest.raises(labdata.LabDataError, match=named):
+        labdata.load("cifar10", "test", download=False)
+
+
+def test_subset_larger_than_a_class_names_split_and_class(tmp_path):
+    root = _folder(tmp_path / "small", {"train": {"ant": 3, "bee": 2}, "test": {"ant": 1, "bee": 1}})
+    with pytest.raises(labdata.LabDataError, match=r"class 'bee' \(1\) of .*small:train has only 2 images.*--subset=2"):
+        labdata.load_image_folder(root, "train", subset=3)

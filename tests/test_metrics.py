@@ -109,3 +109,19 @@ def test_usage_histogram_and_collapse_statistics_by_hand():
     assert collapse_statistics([0] * 10, 5)["cluster_usage_hist"] == [4, 0, 0, 0, 0, 1]
     # an equipartition: every cluster exactly at its share
     assert collapse_statistics(list(range(5)) * 2, 5)["cluster_usage_hist"] == [0, 0, 0, 5, 0, 0]
+
+
+def test_knn_refuses_inputs_that_would_give_a_meaningless_accuracy():
+    import pytest
+
+    f, y = torch.randn(10, 4), torch.arange(10) % 2
+    with pytest.raises(ValueError, match="10 training features but 9 training labels"):
+        sk.knn_accuracy(f, y[:9], f, y)
+    with pytest.raises(ValueError, match="10 test features but 8 test labels"):
+        sk.knn_accuracy(f, y, f, y[:8])
+    with pytest.raises(ValueError, match="k=0"):
+        sk.knn_accuracy(f, y, f, y, k=0)  # before: chance accuracy, silently
+    with pytest.raises(ValueError, match="same network"):
+        sk.knn_accuracy(f, y, torch.randn(10, 5), y)
+    with pytest.raises(ValueError, match="empty"):
+        sk.knn_accuracy(f[:0], y[:0], f, y)

@@ -171,9 +171,11 @@ def test_cli_refuses_small_batch_before_any_work(tmp_path):
 
 
 def test_loss_stuck_at_ln_k_warns():
-    assert collapse_warning({"epoch": 3, "loss_over_lnK": 0.995, "code_entropy": 0.99}) is not None
-    assert collapse_warning({"epoch": 3, "loss_over_lnK": 0.8, "code_entropy": 0.99}) is None
-    assert collapse_warning({"epoch": 3, "loss_over_lnK": 1.5, "code_entropy": 0.6}) is None  # sharp codes: learning
+    swav = sk.METHODS["swav"]
+    assert collapse_warning({"epoch": 3, "loss_over_lnK": 0.995, "code_entropy": 0.99}, swav) is not None
+    assert collapse_warning({"epoch": 3, "loss_over_lnK": 0.995, "code_entropy": 0.99}) is None  # not SwAV's record
+    assert collapse_warning({"epoch": 3, "loss_over_lnK": 0.8, "code_entropy": 0.99}, swav) is None
+    assert collapse_warning({"epoch": 3, "loss_over_lnK": 1.5, "code_entropy": 0.6}, swav) is None  # sharp codes
     # reproduce it: a huge epsilon makes the codes uniform, so the loss cannot go below ln K
     images = _images()
     cfg = _cfg(epsilon=100.0)

@@ -7,13 +7,10 @@ from .npid import NPID, NpidParams
 from .swav import SwAV, SwavParams, swapped_prediction_loss
 from .supervised import Supervised, SupervisedParams
 
-METHODS: dict[str, type[Method]] = {
-    Supervised.name: Supervised,
-    SeLa.name: SeLa,
-    DeepCluster.name: DeepCluster,
-    SwAV.name: SwAV,
-    NPID.name: NPID,
-}
+from ..config import METHOD_REGISTRY
+
+METHODS: dict[str, type[Method]] = METHOD_REGISTRY  # the config validates against the same registry
+METHODS.update({cls.name: cls for cls in (Supervised, SeLa, DeepCluster, SwAV, NPID)})
 
 __all__ = ["Method", "EpochContext", "METHODS", "Supervised", "SupervisedParams", "SeLa", "SelaParams", "DeepCluster", "DeepClusterParams", "SwAV", "SwavParams", "NPID", "NpidParams",
            "swapped_prediction_loss"]

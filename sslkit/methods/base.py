@@ -11,7 +11,14 @@ A method is an ``nn.Module`` that owns its backbone and heads. The loop calls
   read ``labels`` (they are passed for the supervised baseline only);
 * ``check_config(cfg)`` (class method): reject impossible settings before any work;
 * ``on_step_end(step, ctx)``: work after the optimiser step (prototype normalisation,
-  memory-bank update).
+  memory-bank update);
+* ``reinitialized_parameters()``: what ``on_epoch_start`` re-initialised (its optimiser
+  state is dropped; under ``torch.distributed`` every process gets rank 0's parameters);
+* ``collapse_advice(record)``: the method's own collapse check, with what to do.
+
+Under ``torch.distributed`` a method keeps every buffer identical on every process: a
+buffer written from the local batch (SwAV's labels, NPID's bank) is written from the
+gathered global batch.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ class EpochContext:
     cfg: object
     num_samples: int
     step: int = 0
-    optimizer: object = None  # the loop's optimiser (a method may reset state of re-initialised layers)
+    optimizer: object = None  # the loop's optimiser (read-only for methods: see reinitialized_parameters)
     state: dict = field(default_factory=dict)
 
 
@@ -58,6 +65,9 @@ def view_recipe(params) -> AugmentConfig:
 class Method(nn.Module):
     name = "base"
     uses_labels = False
+    # buffers that differ between processes by design (SwAV's queue: each process's share);
+    # checkpoints keep every process's own copy, everything else is identical on all processes
+    per_process_buffers: tuple[str, ...] = ()
 
     def __init__(self, backbone: nn.Module, params, num_samples: int):
         super().__init__()
@@ -84,6 +94,17 @@ class Method(nn.Module):
 
     def on_step_end(self, ctx: EpochContext) -> None:
         pass
+
+    def reinitialized_parameters(self) -> list:
+        """Parameters that the last ``on_epoch_start`` re-initialised (DeepCluster's classifier):
+        the loop drops their optimiser state (momentum of the old classifier)."""
+        return []
+
+    @classmethod
+    def collapse_advice(cls, record: dict) -> str | None:
+        """A method's own collapse check on an epoch's record (beyond the loop's cluster-size
+        entropy check): a message saying what went wrong and what to change, or None."""
+        return None
 
     def monitor(self, eval_data, cfg) -> dict:
         """Method-specific evaluation next to the loop's kNN monitor (NPID: kNN on its memory bank)."""

@@ -25,23 +25,23 @@ import torch.nn.functional as F
 from .. import dist
 from ..augment import augment, to_float
 from ..cluster import fit_pca, kmeans, uniform_cluster_sampler
-from ..config import register_preset
+from ..config import opt, register_preset
 from ..eval.metrics import collapse_statistics, nmi
 from .base import EpochContext, Method, hidden_layer, view_recipe
 
 
 @dataclass
 class DeepClusterParams:
-    num_clusters: int = 100  # K (paper: 10,000 on ImageNet; more clusters than classes helps)
-    pca_dim: int = 64  # paper: 256 (from 4096)
-    kmeans_iters: int = 20  # Lloyd iterations per reclustering (stops earlier when no point moves)
-    mlp_hidden: int = 512  # the feature layer below the classifier (0: cluster backbone features)
-    sobel: bool = False  # paper: True
-    uniform_sampling: bool = True  # the safeguards, switchable for chapter 04's experiments
-    reseed_empty: bool = True  # re-seed empty clusters by splitting a large one (paper's fix)
-    crop_scale_min: float = 0.2  # random-resized crops cover (crop_scale_min, 1) of the image
-    jitter_strength: float = 0.5  # colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)
-    gray_p: float = 0.2  # probability of turning a view grey
+    num_clusters: int = opt(100, 'K (paper: 10,000 on ImageNet; more clusters than classes helps)')
+    pca_dim: int = opt(64, 'paper: 256 (from 4096)')
+    kmeans_iters: int = opt(20, 'Lloyd iterations per reclustering (stops earlier when no point moves)')
+    mlp_hidden: int = opt(512, 'the feature layer below the classifier (0: cluster backbone features)')
+    sobel: bool = opt(False, 'paper: True')
+    uniform_sampling: bool = opt(True, "the safeguards, switchable for chapter 04's experiments")
+    reseed_empty: bool = opt(True, "re-seed empty clusters by splitting a large one (paper's fix)")
+    crop_scale_min: float = opt(0.2, 'random-resized crops cover (crop_scale_min, 1) of the image')
+    jitter_strength: float = opt(0.5, 'colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)')
+    gray_p: float = opt(0.2, 'probability of turning a view grey')
 class DeepCluster(Method):
     name = "deepcluster"
     Params = DeepClusterParams
@@ -101,10 +101,10 @@ class DeepCluster(Method):
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         info = self.recluster(ctx.images, seed=ctx.cfg.seed + ctx.epoch)
         self.head.reset_parameters()  # a fresh classifier for the new pseudo-labels
-        if ctx.optimizer is not None:
-            for p in self.head.parameters():
-                ctx.optimizer.state.pop(p, None)
         return info
+
+    def reinitialized_parameters(self) -> list:
+        return list(self.head.parameters())  # the loop drops the old classifier's momentum
 
     def sample_order(self, ctx: EpochContext) -> torch.Tensor:
         if self.params.uniform_sampling:

@@ -21,6 +21,7 @@ weighted kNN with the bank as the training features.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..augment import augment, to_float
-from ..config import ConfigError, register_preset
+from ..config import opt, ConfigError, register_preset
 from ..eval.knn import knn_accuracy
 from ..nce import (exact_instance_loss, init_memory_bank, monte_carlo_normalizer, nce_loss, nce_scores,
                    proximal_term, sample_noise, update_memory_bank)
@@ -37,18 +38,18 @@ from .base import EpochContext, Method, view_recipe
 
 @dataclass
 class NpidParams:
-    dim: int = 128  # embedding / bank dimension (paper: 128)
-    loss: str = "nce"  # nce | softmax (exact, O(N) per image)
-    num_noise: int = 4096  # m, noise samples per image (paper: 4096)
-    shared_noise: bool = False  # one set of m noise samples per batch (cheaper on CPU) instead of per image
-    temperature: float = 0.07  # tau (paper: 0.07)
-    bank_momentum: float = 0.5  # v <- normalize(mom * v + (1 - mom) * f) (paper: 0.5)
-    proximal: float = 0.0  # lambda of the proximal term (0: off)
-    head_bn: bool = True  # batch-normalise the embedding before L2 (centres it; see chapter 06)
-    bank_init: str = "random"  # random (the paper) | features (one pass of the untrained network, no augmentation)
-    crop_scale_min: float = 0.2  # random-resized crops cover (crop_scale_min, 1) of the image
-    jitter_strength: float = 0.5  # colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)
-    gray_p: float = 0.2  # probability of turning a view grey
+    dim: int = opt(128, 'embedding / bank dimension (paper: 128)')
+    loss: typing.Literal["nce", "softmax"] = opt("nce", 'nce | softmax (exact, O(N) per image)')
+    num_noise: int = opt(4096, 'm, noise samples per image (paper: 4096)')
+    shared_noise: bool = opt(False, 'one set of m noise samples per batch (cheaper on CPU) instead of per image')
+    temperature: float = opt(0.07, 'tau (paper: 0.07)')
+    bank_momentum: float = opt(0.5, 'v <- normalize(mom * v + (1 - mom) * f) (paper: 0.5)')
+    proximal: float = opt(0.0, 'lambda of the proximal term (0: off)')
+    head_bn: bool = opt(True, 'batch-normalise the embedding before L2 (centres it; see chapter 06)')
+    bank_init: typing.Literal["random", "features"] = opt("random", 'random (the paper) | features (one pass of the untrained network, no augmentation)')
+    crop_scale_min: float = opt(0.2, 'random-resized crops cover (crop_scale_min, 1) of the image')
+    jitter_strength: float = opt(0.5, 'colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)')
+    gray_p: float = opt(0.2, 'probability of turning a view grey')
 class NPID(Method):
     name = "npid"
     Params = NpidParams
@@ -144,12 +145,12 @@ register_preset(
     backbone="convnet", subset="lab", epochs=20, batch_size=128, lr=0.06, weight_decay=5e-4,
     **{"params.dim": 128, "params.num_noise": 4096, "params.temperature": 0.07, "params.bank_momentum": 0.5,
        "params.shared_noise": True, "params.bank_init": "features"})
-_PAPER = ("Wu et al., CVPR 2018 (128-d features, m=4096 noise samples, tau 0.07, bank momentum 0.5; "
-          "CIFAR-10 with ResNet-18, 200 epochs) and the official code zhirongw/lemniscate.pytorch (cifar.py: "
-          "batch 128, SGD momentum 0.9, wd 5e-4)")
+_PAPER = ("Wu et al., CVPR 2018 (128-d features, m=4096 noise samples, bank momentum 0.5; CIFAR-10 with "
+          "ResNet-18) and the official code zhirongw/lemniscate.pytorch cifar.py (batch 128, SGD lr 0.03, momentum "
+          "0.9, wd 5e-4, 200 epochs, the rate x0.1 at epochs 120 and 160, NCE temperature 0.1)")
 for _ds in ("cifar10", "cifar100", "svhn"):
     register_preset(
         "npid", _ds, source=_PAPER, description=f"CIFAR ResNet-18 on full {_ds}, 200 epochs",
-        dataset=_ds, backbone="resnet18", subset="full", epochs=200, batch_size=128, lr=0.06,
-        weight_decay=5e-4, schedule="cosine",
-        **{"params.dim": 128, "params.num_noise": 4096, "params.temperature": 0.07, "params.bank_momentum": 0.5})
+        dataset=_ds, backbone="resnet18", subset="full", epochs=200, batch_size=128, lr=0.03, lr_batch_size=128,
+        weight_decay=5e-4, momentum=0.9, schedule="step", lr_milestones=(120, 160), lr_gamma=0.1,
+        **{"params.dim": 128, "params.num_noise": 4096, "params.temperature": 0.1, "params.bank_momentum": 0.5})

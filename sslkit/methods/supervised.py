@@ -12,15 +12,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..augment import horizontal_flip, random_crop_with_padding, to_float
-from ..config import register_preset
+from ..config import opt, register_preset
 from .base import Method
 
 
 @dataclass
 class SupervisedParams:
-    num_classes: int = 10  # classes of the labelled training set
-    label_smoothing: float = 0.0  # cross-entropy label smoothing
-    padding: int = 4  # pixels of padding before the random 32x32 crop
+    num_classes: int = opt(10, 'classes of the labelled training set')
+    label_smoothing: float = opt(0.0, 'cross-entropy label smoothing')
+    padding: int = opt(4, 'pixels of padding before the random 32x32 crop')
 class Supervised(Method):
     name = "supervised"
     uses_labels = True
@@ -41,13 +41,11 @@ class Supervised(Method):
 register_preset("supervised", "lab", source="this book: sized for a 2-core CPU (chapter 00)",
                 description="ConvNet on the CIFAR lab subset, a few epochs",
                 backbone="convnet", subset="lab", epochs=8, batch_size=128, lr=0.05, weight_decay=5e-4)
-register_preset("supervised", "cifar10", source="standard CIFAR ResNet-18 recipe (SGD 0.1, cosine, wd 5e-4, 200 epochs)",
-                description="ResNet-18 on full CIFAR-10",
-                backbone="resnet18", subset="full", epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4)
-register_preset("supervised", "cifar100", source="as the cifar10 preset (standard CIFAR ResNet-18 recipe)",
-                description="ResNet-18 on full CIFAR-100 (fine labels)", dataset="cifar100",
-                backbone="resnet18", subset="full", epochs=200, batch_size=128, lr=0.1, weight_decay=5e-4,
-                **{"params.num_classes": 100})
-register_preset("supervised", "svhn", source="as the cifar10 preset, 40 epochs (SVHN converges faster)",
-                description="ResNet-18 on full SVHN (train split)", dataset="svhn",
-                backbone="resnet18", subset="full", epochs=40, batch_size=128, lr=0.1, weight_decay=5e-4)
+_RECIPE = ("the standard CIFAR ResNet-18 recipe of kuangliu/pytorch-cifar main.py: batch 128, SGD lr 0.1, "
+           "momentum 0.9, wd 5e-4, cosine over 200 epochs")
+for _ds, _classes, _epochs in (("cifar10", 10, 200), ("cifar100", 100, 200), ("svhn", 10, 40)):
+    register_preset("supervised", _ds,
+                    source=_RECIPE if _ds != "svhn" else f"{_RECIPE}, shortened to 40 epochs (SVHN converges faster)",
+                    description=f"ResNet-18 on full {_ds}", dataset=_ds, backbone="resnet18", subset="full",
+                    epochs=_epochs, batch_size=128, lr=0.1, lr_batch_size=128, momentum=0.9, weight_decay=5e-4,
+                    schedule="cosine", **{"params.num_classes": _classes})

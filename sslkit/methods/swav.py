@@ -31,8 +31,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import dist
 from ..augment import AugmentConfig, multi_crop
-from ..config import ConfigError, register_preset
+from ..config import opt, ConfigError, register_preset
 from ..eval.metrics import collapse_statistics, nmi
 from ..transport import sinkhorn
 from .base import EpochContext, Method
@@ -40,21 +41,21 @@ from .base import EpochContext, Method
 
 @dataclass
 class SwavParams:
-    proj_hidden: int = 2048  # projection MLP hidden width (0: a single linear layer)
-    proj_dim: int = 128  # dimension of z and of the prototypes
-    num_prototypes: int = 3000  # K
-    temperature: float = 0.1  # tau of the prediction softmax
-    epsilon: float = 0.05  # Sinkhorn regularisation (lambda = 1/epsilon)
-    sinkhorn_iters: int = 3  # Sinkhorn iterations per batch (paper: 3)
-    freeze_prototypes_steps: int = 313  # steps without gradient for the prototypes (paper: 313)
-    queue_length: int = 0  # features kept per full-resolution crop (0: no queue)
-    queue_start_epoch: int = 15  # 0-based epoch from which the queue is used
-    n_local: int = 0  # small crops besides the 2 full-resolution ones
-    local_size: int = 16  # side in pixels of the small crops
-    global_scale_min: float = 0.14  # full crops cover (global_scale_min, 1) of the image
-    local_scale_min: float = 0.05  # small crops cover (local_scale_min, global_scale_min)
-    jitter_strength: float = 0.5  # colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)
-    gray_p: float = 0.2  # probability of turning a view grey
+    proj_hidden: int = opt(2048, 'projection MLP hidden width (0: a single linear layer)')
+    proj_dim: int = opt(128, 'dimension of z and of the prototypes')
+    num_prototypes: int = opt(3000, 'K')
+    temperature: float = opt(0.1, 'tau of the prediction softmax')
+    epsilon: float = opt(0.05, 'Sinkhorn regularisation (lambda = 1/epsilon)')
+    sinkhorn_iters: int = opt(3, 'Sinkhorn iterations per batch (paper: 3)')
+    freeze_prototypes_steps: int = opt(313, 'steps without gradient for the prototypes (paper: 313)')
+    queue_length: int = opt(0, 'features kept per full-resolution crop (0: no queue)')
+    queue_start_epoch: int = opt(15, '0-based epoch from which the queue is used')
+    n_local: int = opt(0, 'small crops besides the 2 full-resolution ones')
+    local_size: int = opt(16, 'side in pixels of the small crops')
+    global_scale_min: float = opt(0.14, 'full crops cover (global_scale_min, 1) of the image')
+    local_scale_min: float = opt(0.05, 'small crops cover (local_scale_min, global_scale_min)')
+    jitter_strength: float = opt(0.5, 'colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)')
+    gray_p: float = opt(0.2, 'probability of turning a view grey')
 def swapped_prediction_loss(scores: list[torch.Tensor], codes: list[torch.Tensor], temperature: float) -> torch.Tensor:
     """SwAV's loss: ``scores[v]`` (B, K) prototype scores of crop v; ``codes[i]`` (B, K) the
     codes of crop i (the first ``len(codes)`` crops are the ones with codes). Each code is
@@ -67,8 +68,13 @@ def swapped_prediction_loss(scores: list[torch.Tensor], codes: list[torch.Tensor
     return total / len(codes)
 
 
+LOSS_AT_LNK = 0.98  # loss / ln K above which the swapped-prediction loss is called stuck ...
+UNIFORM_CODES = 0.95  # ... when the codes' entropy H(q) / ln K is also above this (uniform codes)
+
+
 class SwAV(Method):
     name = "swav"
+    per_process_buffers = ("queue",)
     Params = SwavParams
 
     def __init__(self, backbone, params: SwavParams, num_samples: int):
@@ -81,7 +87,9 @@ class SwAV(Method):
             self.projector = nn.Linear(backbone.dim, params.proj_dim)
         self.prototypes = nn.Linear(params.proj_dim, params.num_prototypes, bias=False)
         self.normalize_prototypes()
-        self.register_buffer("queue", torch.zeros(2, params.queue_length, params.proj_dim))
+        # each process keeps its share of the queue (as the official code and solo-learn do):
+        # Sinkhorn sums over processes, so the problem holds queue_length queued rows in all
+        self.register_buffer("queue", torch.zeros(2, params.queue_length // dist.world_size(), params.proj_dim))
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))  # images in the queue
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.register_buffer("labels", torch.full((num_samples,), -1, dtype=torch.long))
@@ -96,9 +104,7 @@ class SwAV(Method):
     def check_config(cls, cfg) -> None:
         """SwAV needs at least as many samples in the Sinkhorn problem as prototypes."""
         p = cfg.params
-        from .. import dist
-
-        batch = cfg.batch_size * dist.world_size()
+        batch = cfg.batch_size * dist.planned_world_size()
         if batch + p.queue_length < p.num_prototypes:
             need = p.num_prototypes - batch
             suggest = -(-need // cfg.batch_size) * cfg.batch_size  # a multiple of the batch size
@@ -107,9 +113,11 @@ class SwAV(Method):
                 f"{p.num_prototypes} prototypes, so the codes cannot spread the batch over the prototypes and "
                 f"training collapses. Use a queue (--params.queue_length={suggest} or more, "
                 f"with --params.queue_start_epoch), a larger --batch_size, or fewer --params.num_prototypes.")
-        if p.queue_length and p.queue_length % cfg.batch_size:
-            raise ConfigError(f"SwAV: --params.queue_length={p.queue_length} must be a multiple of "
-                              f"--batch_size={cfg.batch_size} (the queue shifts by one batch per step)")
+        world = dist.planned_world_size()
+        if p.queue_length and (p.queue_length % world or p.queue_length // world < cfg.batch_size):
+            raise ConfigError(f"SwAV: --params.queue_length={p.queue_length} is split over {world} process(es), and "
+                              f"each share must hold at least one batch (--batch_size={cfg.batch_size}): use a "
+                              f"multiple of {world} that is at least {cfg.batch_size * world}")
         if not 0 < p.epsilon:
             raise ConfigError("SwAV: --params.epsilon must be positive (SwAV uses 0.05; 0.03 on CIFAR-100)")
 
@@ -139,12 +147,12 @@ class SwAV(Method):
         current batch then enters the queue."""
         s = scores.detach().float()
         if self.queue_active:
-            if int(self.queue_filled) >= self.params.queue_length:
+            if int(self.queue_filled) >= self.queue.shape[1]:
                 s = torch.cat([self.queue[crop] @ self.prototypes.weight.detach().float().t(), s])
             b = len(z)
             self.queue[crop] = torch.cat([z.detach().float(), self.queue[crop][:-b]])
             if crop == 1:
-                self.queue_filled.add_(b).clamp_(max=self.params.queue_length)
+                self.queue_filled.add_(b).clamp_(max=self.queue.shape[1])
         q = sinkhorn(s, 1.0 / self.params.epsilon, max_iters=self.params.sinkhorn_iters, tol=0.0,
                      min_iters=self.params.sinkhorn_iters).codes()
         return q[-len(z):]
@@ -178,10 +186,21 @@ class SwAV(Method):
         zz = z.split(len(images))
         codes = [self.codes(scores[i], i, zz[i]) for i in range(2)]
         loss = swapped_prediction_loss(scores, codes, self.params.temperature)
-        with torch.no_grad():
-            self.labels[indices] = codes[0].argmax(1)
+        with torch.no_grad():  # every process records the whole global batch's assignments
+            self.labels[dist.all_gather_cat(indices)] = dist.all_gather_cat(codes[0].argmax(1))
             ent = -(codes[0] * codes[0].clamp_min(1e-12).log()).sum(1).mean() / math.log(self.params.num_prototypes)
         return loss, {"code_entropy": ent, "loss_over_lnK": loss.detach() / math.log(self.params.num_prototypes)}
+
+    @classmethod
+    def collapse_advice(cls, record: dict) -> str | None:
+        """SwAV's collapse: the loss sits at ln K with uniform codes (prototypes unused)."""
+        ratio, code_h = record.get("loss_over_lnK"), record.get("code_entropy", 1.0)
+        if ratio is not None and record.get("epoch", 0) >= 2 and ratio > LOSS_AT_LNK and code_h > UNIFORM_CODES:
+            return (f"COLLAPSE at epoch {record.get('epoch')}: the loss is {ratio:.1%} of ln K, i.e. the codes are "
+                    "uniform and the prototypes carry no information. Lower epsilon (--params.epsilon), keep the "
+                    "prototypes frozen longer (--params.freeze_prototypes_steps), or add a queue "
+                    "(--params.queue_length) when the batch is small compared with the prototypes.")
+        return None
 
     def on_step_end(self, ctx: EpochContext) -> None:
         self.steps_done += 1
