@@ -10,13 +10,13 @@ from .backbones import DATASET_STATS, Backbone, Sobel, build_backbone, extract_f
 from .cluster import PCA, KMeansResult, fit_pca, kmeans, uniform_cluster_sampler
 from .config import ConfigError, TrainConfig, apply_preset, parse_overrides, presets_for, set_value
 from .device import pick_device, seed_everything, setup_notebook
-from .engine import build_method, fit, knn_monitor
+from .engine import fit, knn_monitor
 from .eval import (ari, cluster_report, cluster_sizes, clustering_metrics, embed_umap, evaluate_method,
                    hungarian_accuracy,
                    hungarian_match, knn_accuracy, knn_predict, linear_probe, mutual_information, nmi,
                    plot_cluster_grid, plot_cluster_sizes, plot_curves, plot_embedding, plot_image_grid,
                    plot_umap)
-from .methods import METHODS, EpochContext, Method
+from .methods import METHODS, EpochContext, Method, build_method
 from .nce import (exact_instance_loss, exact_normalizer, init_memory_bank, monte_carlo_normalizer, nce_estimate_error,
                   nce_loss, nce_scores, proximal_term, sample_noise, update_memory_bank)
 from .optim import LARS, lr_at, make_optimizer

@@ -63,7 +63,16 @@ class Backbone(nn.Module):
         self.dim = dim
         self.name = name
 
+    # set by the training loop for --precision=bf16 off CUDA: the convolutions run under CPU
+    # autocast while training, and the features come back in fp32 for the heads, the codes
+    # and the losses (which stay in fp32); evaluation (eval mode) runs in fp32
+    autocast_dtype: torch.dtype | None = None
+
     def forward(self, x):
+        if self.autocast_dtype is not None and self.training:
+            with torch.autocast(x.device.type, dtype=self.autocast_dtype):
+                out = self.pool(self.body(self.stem(x))).flatten(1)
+            return out.float()
         return self.pool(self.body(self.stem(x))).flatten(1)
 
 

@@ -3,7 +3,9 @@
 ``TrainConfig`` holds what every method shares (data, backbone, optimiser, schedule);
 each method adds its own dataclass of hyper-parameters under ``cfg.params``, addressed
 as ``--params.KEY=VALUE`` (or just ``--KEY=VALUE`` when no shared field has that name).
-Presets are dictionaries registered per method, each naming the source of its recipe.
+Presets are data each method class holds (``Method.presets``, added with
+``Method.add_preset``), each naming the source of its recipe. This module imports no method:
+the methods register in ``METHOD_REGISTRY`` when ``sslkit.methods`` is imported.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ class TrainConfig:
     lr_gamma: float = opt(0.1, 'schedule=step: factor applied at each milestone')
     seed: int = opt(0, 'weights, augmentations and sampling order')
     device: str = opt("auto", 'auto | cpu | cuda | cuda:N | mps')
-    precision: Precision = opt("fp32", 'fp32 | bf16 | fp16: autocast of the training step on CUDA; on other '
-                                       'devices the step runs in fp32 (and says so); fp16 needs CUDA')
+    precision: Precision = opt("fp32", 'fp32 | bf16 | fp16. CUDA: autocast of the training step. CPU: bf16 runs '
+                                       'the backbone in bf16 while training (heads, codes, losses, evaluation '
+                                       'stay fp32); fp16 needs CUDA')
     knn_every: int = opt(1, 'epochs between kNN monitors (0: off)')
     knn_k: int = opt(200, 'neighbours of the weighted kNN monitor')
     knn_temperature: float = opt(0.1, 'kNN vote weight exp(similarity / T)')
@@ -282,23 +285,17 @@ class Preset:
     description: str = ""
 
 
-PRESETS: dict[tuple[str, str], Preset] = {}
-
-
-def register_preset(method: str, name: str, source: str, description: str = "", **values) -> Preset:
-    preset = Preset(method, name, values, source, description)
-    PRESETS[(method, name)] = preset
-    return preset
-
-
 def presets_for(method: str) -> list[Preset]:
-    return [p for (m, _), p in sorted(PRESETS.items()) if m == method]
+    """The presets of a method (each method class holds its own: ``Method.presets``)."""
+    cls = METHOD_REGISTRY.get(method)
+    return sorted(cls.presets.values(), key=lambda p: p.name) if cls is not None else []
 
 
 def apply_preset(cfg: TrainConfig, name: str) -> TrainConfig:
-    preset = PRESETS.get((cfg.method, name))
+    cls = METHOD_REGISTRY.get(cfg.method)
+    preset = cls.presets.get(name) if cls is not None else None
     if preset is None:
-        others = [m for (m, n) in PRESETS if n == name]
+        others = [m for m, c in METHOD_REGISTRY.items() if name in c.presets]
         where = f" (it exists for {', '.join(sorted(others))})" if others else ""
         names = ", ".join(p.name for p in presets_for(cfg.method)) or "none"
         raise ConfigError(f"no preset {name!r} for method {cfg.method!r}{where}; its presets: {names}")

@@ -165,7 +165,7 @@ def method_from_checkpoint(state: dict, cfg=None, default_samples: int | None = 
     and load its weights and buffers. Per-image state (pseudo-labels, memory bank) fixes the
     size of the training set; other methods use ``default_samples``."""
     from .config import config_from_dict
-    from .engine import build_method
+    from .methods import build_method
 
     cfg = cfg or config_from_dict(state["config"])
     model = state["model"]

@@ -42,3 +42,40 @@ def test_extract_features_uint8_and_normalize():
 def test_unknown_backbone():
     with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
         sk.build_backbone("vgg")
+
+
+def test_bf16_on_cpu_runs_the_convolutions_in_bf16_and_returns_fp32():
+    import sslkit as sk
+
+    torch.manual_seed(0)
+    b = sk.build_backbone("convnet")
+    x = torch.rand(8, 3, 32, 32)
+    seen = []
+    b.body[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    ref = b(x)
+    b.autocast_dtype = torch.bfloat16
+    out = b(x)
+    assert seen == [torch.float32, torch.bfloat16] and out.dtype == torch.float32
+    assert not torch.equal(out, ref) and torch.allclose(out, ref, rtol=0.05, atol=0.05)  # bf16 rounding, no more
+    b.eval()
+    b(x)
+    assert seen[-1] == torch.float32  # evaluation stays in fp32
+
+
+def test_fit_with_bf16_on_cpu_trains_swav_and_evaluates_in_fp32():
+    """Before: --precision=bf16 was ignored off CUDA; wrapping the whole step in CPU autocast
+    crashed the kNN monitor on a dtype mismatch. Now the backbone alone runs in bf16."""
+    import sslkit as sk
+
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(64, 3, 32, 32, generator=g) * 255).to(torch.uint8)
+    labels = torch.arange(64) % 4
+    cfg = sk.TrainConfig(method="swav", epochs=2, batch_size=32, knn_every=1, knn_k=5, device="cpu",
+                         precision="bf16")
+    cfg.params = sk.METHODS["swav"].Params(proj_hidden=16, proj_dim=8, num_prototypes=8, freeze_prototypes_steps=1)
+    m = sk.build_method(cfg, len(images))
+    dtypes = []
+    m.backbone.body[0].register_forward_hook(lambda mod, i, o: dtypes.append((mod.training, o.dtype)))
+    hist = sk.fit(m, images, cfg, log=None, eval_data=(images, labels, images, labels))
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in hist) and 0 <= hist[-1]["knn_acc"] <= 100
+    assert {d for t, d in dtypes if t} == {torch.bfloat16} and {d for t, d in dtypes if not t} == {torch.float32}

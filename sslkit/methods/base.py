@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from ..augment import AugmentConfig
+from ..config import Preset
 
 
 @dataclass
@@ -68,6 +69,16 @@ class Method(nn.Module):
     # buffers that differ between processes by design (SwAV's queue: each process's share);
     # checkpoints keep every process's own copy, everything else is identical on all processes
     per_process_buffers: tuple[str, ...] = ()
+    presets: dict[str, Preset] = {}  # name -> recipe with its source; each subclass gets its own dict
+
+    @classmethod
+    def add_preset(cls, name: str, source: str, description: str = "", **values) -> Preset:
+        """Add a named recipe (``--preset=NAME``): config values as ``key=value`` (method
+        parameters as ``"params.key"``), with the source it follows."""
+        if "presets" not in cls.__dict__:
+            cls.presets = {}
+        preset = cls.presets[name] = Preset(cls.name, name, values, source, description)
+        return preset
 
     def __init__(self, backbone: nn.Module, params, num_samples: int):
         super().__init__()

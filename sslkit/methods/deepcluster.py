@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from .. import dist
 from ..augment import augment, to_float
 from ..cluster import fit_pca, kmeans, uniform_cluster_sampler
-from ..config import opt, register_preset
+from ..config import opt
 from ..eval.metrics import collapse_statistics, nmi
 from .base import EpochContext, Method, hidden_layer, view_recipe
 
@@ -116,21 +116,21 @@ class DeepCluster(Method):
         return F.cross_entropy(logits, self.labels[indices]), {}
 
 
-register_preset(
-    "deepcluster", "lab", source="this book: sized for a 2-core CPU (chapter 04)",
+DeepCluster.add_preset(
+    "lab", source="this book: sized for a 2-core CPU (chapter 04)",
     description="ConvNet + 512-wide feature layer on the CIFAR-10 lab subset; K=100, PCA 64",
     backbone="convnet", subset="lab", epochs=12, batch_size=128, lr=0.05, weight_decay=5e-4,
     **{"params.num_clusters": 100, "params.pca_dim": 64})
-register_preset(
-    "deepcluster", "cifar10",
+DeepCluster.add_preset(
+    "cifar10",
     source="Caron et al., ECCV 2018 (AlexNet with Sobel, PCA 256, SGD at a constant lr 0.05 -- the classifier "
            "is re-initialised every epoch, so the rate never decays --, momentum 0.9, wd 1e-5, batch 256, "
            "uniform sampling; official main.py defaults), K=100 for CIFAR-10 scale",
     backbone="alexnet", subset="full", epochs=200, batch_size=256, lr=0.05, weight_decay=1e-5, schedule="constant",
     **{"params.num_clusters": 100, "params.pca_dim": 256, "params.sobel": True, "params.mlp_hidden": 4096})
 for _ds, _k in (("cifar100", 1000), ("svhn", 100)):
-    register_preset(
-        "deepcluster", _ds, source="as the cifar10 preset (Caron et al., ECCV 2018; official main.py defaults), "
+    DeepCluster.add_preset(
+        _ds, source="as the cifar10 preset (Caron et al., ECCV 2018; official main.py defaults), "
                                    f"K={_k} (10x the classes, the paper's over-clustering)",
         dataset=_ds, backbone="alexnet", subset="full", epochs=200, batch_size=256, lr=0.05, weight_decay=1e-5,
         schedule="constant", **{"params.num_clusters": _k, "params.pca_dim": 256, "params.sobel": True, "params.mlp_hidden": 4096})

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..augment import augment, to_float
-from ..config import opt, ConfigError, register_preset
+from ..config import opt, ConfigError
 from ..eval.knn import knn_accuracy
 from ..nce import (exact_instance_loss, init_memory_bank, monte_carlo_normalizer, nce_loss, nce_scores,
                    proximal_term, sample_noise, update_memory_bank)
@@ -138,8 +138,8 @@ class NPID(Method):
                                              k=cfg.knn_k, temperature=cfg.knn_temperature)}
 
 
-register_preset(
-    "npid", "lab", source="this book: sized for a 2-core CPU (chapter 06)",
+NPID.add_preset(
+    "lab", source="this book: sized for a 2-core CPU (chapter 06)",
     description="ConvNet on the CIFAR-10 lab subset, 128-d bank filled from the untrained network, NCE with "
                 "m=4096 noise samples shared by each batch, tau 0.07, momentum 0.5",
     backbone="convnet", subset="lab", epochs=20, batch_size=128, lr=0.06, weight_decay=5e-4,
@@ -149,8 +149,8 @@ _PAPER = ("Wu et al., CVPR 2018 (128-d features, m=4096 noise samples, bank mome
           "ResNet-18) and the official code zhirongw/lemniscate.pytorch cifar.py (batch 128, SGD lr 0.03, momentum "
           "0.9, wd 5e-4, 200 epochs, the rate x0.1 at epochs 120 and 160, NCE temperature 0.1)")
 for _ds in ("cifar10", "cifar100", "svhn"):
-    register_preset(
-        "npid", _ds, source=_PAPER, description=f"CIFAR ResNet-18 on full {_ds}, 200 epochs",
+    NPID.add_preset(
+        _ds, source=_PAPER, description=f"CIFAR ResNet-18 on full {_ds}, 200 epochs",
         dataset=_ds, backbone="resnet18", subset="full", epochs=200, batch_size=128, lr=0.03, lr_batch_size=128,
         weight_decay=5e-4, momentum=0.9, schedule="step", lr_milestones=(120, 160), lr_gamma=0.1,
         **{"params.dim": 128, "params.num_noise": 4096, "params.temperature": 0.1, "params.bank_momentum": 0.5})

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .. import dist
 from ..augment import augment, to_float
-from ..config import opt, register_preset
+from ..config import opt
 from ..eval.metrics import collapse_statistics, nmi
 from ..transport import balanced_rounding, sinkhorn
 from .base import EpochContext, Method, hidden_layer, view_recipe
@@ -141,8 +141,8 @@ class SeLa(Method):
         return loss, {}
 
 
-register_preset(
-    "sela", "lab", source="this book: sized for a 2-core CPU (chapter 03)",
+SeLa.add_preset(
+    "lab", source="this book: sized for a 2-core CPU (chapter 03)",
     description="ConvNet + 512-wide hidden layer on the CIFAR-10 lab subset; K=30 (3x the classes), "
                 "4 heads, relabelled before every epoch (the first from the random network)",
     backbone="convnet", subset="lab", epochs=12, batch_size=128, lr=0.1, weight_decay=5e-4,
@@ -153,8 +153,8 @@ _SELA_CIFAR = ("Asano et al., ICLR 2020, CIFAR experiments; official code yukima
                "defaults for what the script leaves unset (lambda 10, SGD momentum 0.9, wd 5e-4, the rate x0.1 at "
                "epochs 240 and 320 for a 400-epoch run)")
 for _ds in ("cifar10", "cifar100", "svhn"):
-    register_preset(
-        "sela", _ds, source=_SELA_CIFAR if _ds == "cifar10" else f"as the cifar10 preset ({_SELA_CIFAR})",
+    SeLa.add_preset(
+        _ds, source=_SELA_CIFAR if _ds == "cifar10" else f"as the cifar10 preset ({_SELA_CIFAR})",
         description=f"AlexNet on full {_ds}, 400 epochs, K=128 x 10 heads",
         dataset=_ds, backbone="alexnet", subset="full", epochs=400, batch_size=128, lr=0.03, lr_batch_size=128,
         weight_decay=5e-4, momentum=0.9, schedule="step", lr_milestones=(240, 320), lr_gamma=0.1,

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..augment import horizontal_flip, random_crop_with_padding, to_float
-from ..config import opt, register_preset
+from ..config import opt
 from .base import Method
 
 
@@ -38,13 +38,13 @@ class Supervised(Method):
         return loss, {"train_acc": 100 * acc.detach()}
 
 
-register_preset("supervised", "lab", source="this book: sized for a 2-core CPU (chapter 00)",
+Supervised.add_preset("lab", source="this book: sized for a 2-core CPU (chapter 00)",
                 description="ConvNet on the CIFAR lab subset, a few epochs",
                 backbone="convnet", subset="lab", epochs=8, batch_size=128, lr=0.05, weight_decay=5e-4)
 _RECIPE = ("the standard CIFAR ResNet-18 recipe of kuangliu/pytorch-cifar main.py: batch 128, SGD lr 0.1, "
            "momentum 0.9, wd 5e-4, cosine over 200 epochs")
 for _ds, _classes, _epochs in (("cifar10", 10, 200), ("cifar100", 100, 200), ("svhn", 10, 40)):
-    register_preset("supervised", _ds,
+    Supervised.add_preset(_ds,
                     source=_RECIPE if _ds != "svhn" else f"{_RECIPE}, shortened to 40 epochs (SVHN converges faster)",
                     description=f"ResNet-18 on full {_ds}", dataset=_ds, backbone="resnet18", subset="full",
                     epochs=_epochs, batch_size=128, lr=0.1, lr_batch_size=128, momentum=0.9, weight_decay=5e-4,

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from .. import dist
 from ..augment import AugmentConfig, multi_crop
-from ..config import opt, ConfigError, register_preset
+from ..config import opt, ConfigError
 from ..eval.metrics import collapse_statistics, nmi
 from ..transport import sinkhorn
 from .base import EpochContext, Method
@@ -207,8 +207,8 @@ class SwAV(Method):
         self.normalize_prototypes()
 
 
-register_preset(
-    "swav", "lab", source="this book: sized for a 2-core CPU (chapter 05)",
+SwAV.add_preset(
+    "lab", source="this book: sized for a 2-core CPU (chapter 05)",
     description="ConvNet on the CIFAR-10 lab subset; 2x32px crops, K=100 prototypes, batch 128 (no queue needed)",
     backbone="convnet", subset="lab", epochs=12, batch_size=128, lr=0.3, weight_decay=1e-5, warmup_epochs=1,
     **{"params.proj_hidden": 512, "params.proj_dim": 64, "params.num_prototypes": 100,
@@ -219,8 +219,8 @@ _SOLO = ("solo-learn CIFAR SwAV recipe (Costa et al., JMLR 2022; scripts/pretrai
          "10 warm-up epochs, 1000 epochs; multi-crop off. SwAV defaults: "
          "Caron et al., NeurIPS 2020 and facebookresearch/swav main_swav.py")
 for _ds, _eps in (("cifar10", 0.05), ("cifar100", 0.05), ("svhn", 0.05)):
-    register_preset(
-        "swav", _ds, source=_SOLO, description=f"CIFAR ResNet-18 on full {_ds}, 1000 epochs",
+    SwAV.add_preset(
+        _ds, source=_SOLO, description=f"CIFAR ResNet-18 on full {_ds}, 1000 epochs",
         dataset=_ds, backbone="resnet18", subset="full", epochs=1000, batch_size=256, lr=0.6, weight_decay=1e-6,
         warmup_epochs=10, precision="bf16", optimizer="lars", lars_eta=0.02, lars_clip=True,
         **{"params.proj_hidden": 2048, "params.proj_dim": 128, "params.num_prototypes": 3000,
