@@ -282,41 +282,69 @@ print(f"chapter ran in {time.time() - chapter_start:.0f} s")
 #   cluster sizes, which exposes collapse.
 # * A random ConvNet is a strong baseline — self-supervised learning has to beat it, and
 #   the supervised network shows how far there is to go.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# Replace `None` with your code and run the cell: the check says whether you are right.
-#
-# **Exercise 1.** What kNN accuracy does the random ConvNet reach with a *single*
-# neighbour ($k=1$)? Use `sk.knn_accuracy` with the features `f_train`, `f_test`.
+# These exercises are self-contained: they need no dataset and no training run. Replace
+# every `...` with your code and run the cell; in the student edition (see the README's
+# section for teachers) a check cell below each one runs its public tests. The grader also
+# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
 
 # %%
-answer_1 = None
-sk.exercises.check("Exercise 1", answer_1,
-                   sk.knn_accuracy(f_train, train.labels, f_test, test.labels, k=1), rel=1e-6,
-                   hint="Pass k=1 to sk.knn_accuracy; the temperature does not matter with one neighbour.")
+import math
+
+import torch
+import torch.nn.functional as F
+
+import sslkit as sk
+
+torch.set_default_dtype(torch.float32)
+
 
 # %% [markdown]
-# **Exercise 2.** A clustering assigns test image $i$ to cluster `i % 10`, whatever the
-# image. Compute its NMI with the true test labels. (Think first: what should it be?)
+# **Exercise 1 — the weighted kNN vote [4 points].** Implement the yardstick's classifier
+# (Wu et al. 2018) `weighted_knn(train_f, train_y, test_f, k, tau, num_classes)`: L2-normalise
+# the features, take each test feature's `k` most cosine-similar training features (all of
+# them if there are fewer than `k`), give neighbour $j$ the weight $\exp(s_j / \tau)$, sum the
+# weights per class and predict the class with the largest sum (on a tie, the smallest
+# class index). Return the predictions, an int64 tensor. No `sk.knn_predict`.
 
 # %%
-answer_2 = None
-sk.exercises.check("Exercise 2", answer_2, sk.nmi(torch.arange(len(test)) % 10, test.labels), abs_=1e-3,
-                   hint="Build the assignment with torch.arange(len(test)) % 10 and call sk.nmi.")
+def weighted_knn(train_f, train_y, test_f, k=200, tau=0.1, num_classes=10):
+    ...
+
 
 # %% [markdown]
-# **Exercise 3.** Give the entropy (in nats) of the cluster sizes when 10,000 images fall
-# into 10 clusters of sizes 5,500, 500, 500, ..., 500. Compute it by hand or with
-# `sk.cluster_report`.
+# **Exercise 2 — accuracy of a clustering [3 points].** Implement
+# `hungarian_accuracy(pred, true)`: the fraction (in %) of images whose cluster, mapped to a
+# class by the best *one-to-one* map from clusters to classes, is their class. Clusters
+# left without a class (more clusters than classes) count as wrong. Build the
+# cluster-by-class count matrix and use `scipy.optimize.linear_sum_assignment`.
+# No `sk.hungarian_accuracy`.
 
 # %%
-answer_3 = None
-sizes = torch.tensor([5500] + [500] * 9)
-p = sizes / sizes.sum()
-sk.exercises.check("Exercise 3", answer_3, float(-(p * p.log()).sum()), rel=1e-3,
-                   hint="H = -sum_k p_k ln p_k with p_k = size_k / 10000.")
+def hungarian_accuracy(pred, true):
+    ...
+
 
 # %% [markdown]
-# **Exercise 4 (open).** Re-run the chapter with `DATASET = "cifar100"`. Which baseline
-# loses the most accuracy relative to chance, and why?
+# **Exercise 3 — entropy of the cluster sizes [1 point].** 10,000 images fall into 10
+# clusters of sizes 5,500, 500, 500, ..., 500. What is the entropy of the cluster sizes, in
+# nats (compute it by hand from $H = -\sum_k p_k \ln p_k$)? Give the number (3 decimals).
+
+# %%
+size_entropy = ...
+
+# %% [markdown]
+# **Exercise 4 — NMI of a collapsed clustering [1 point].** A clustering puts all 10,000
+# test images into one cluster. The test set has 10 classes of 1,000 images. What is the
+# NMI of this clustering with the classes? Think about what one cluster tells you about
+# the class. Give the number.
+
+# %%
+nmi_collapsed = ...
+
+# %% [markdown]
+# **Exercise 5 (open, not graded).** Re-run the chapter with `DATASET = "cifar100"`. Which
+# baseline loses the most accuracy relative to chance, and why?

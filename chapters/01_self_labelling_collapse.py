@@ -266,35 +266,63 @@ assert sk.nmi(labels_ot, y_toy) > 0.8
 # * Learning features for the k-means objective collapses the same way.
 # * Constraining the labels to an equal split (SeLa) or decoupling clustering from
 #   feature learning with safeguards (DeepCluster) are the two ways out.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** What is the value of the naive objective $E(p, y)$ at the trivial
-# solution where the network puts probability 1 on one class? Give a number.
+# These exercises are self-contained: they need no dataset and no training run. Replace
+# every `...` with your code and run the cell; in the student edition (see the README's
+# section for teachers) a check cell below each one runs its public tests. The grader also
+# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
 
 # %%
-answer_1 = None
-sk.exercises.check("Exercise 1", answer_1, 0.0, abs_=1e-9,
-                   hint="-log 1 for every image.")
+import math
+
+import torch
+
+import sslkit as sk
+
+torch.set_default_dtype(torch.float32)
+
 
 # %% [markdown]
-# **Exercise 2.** A network that ignores its input outputs the uniform distribution over
-# $K = 10$ classes for every image. What is $E(p, y)$ for *any* labelling? (Compare it
-# with the loss plateau of a collapsed SwAV run in chapter 05.)
+# **Exercise 1 — detect collapse from a label history [4 points].** A self-labelling run
+# records its hard labels after every relabelling: `history` is a list of (N,) int tensors
+# with values in $0..K-1$. Implement `first_collapse(history, k, threshold)`: the index of
+# the first labelling whose *normalised* cluster-size entropy
+# $H(\text{sizes}) / \ln K$ (with $0 \ln 0 = 0$) is below `threshold`, or `None` if there is
+# none (an empty history included). Count sizes over all $K$ clusters, empty ones too.
 
 # %%
-answer_2 = None
-sk.exercises.check("Exercise 2", answer_2, math.log(10), rel=1e-6, hint="-log(1/K).")
+def first_collapse(history, k, threshold=0.5):
+    ...
+
 
 # %% [markdown]
-# **Exercise 3.** Re-run the toy loop of section 2 with `k=6` clusters and `seed=1`.
-# Store in `answer_3` the number of clusters that are still used at the end (use
-# `sk.cluster_report(labels, 6)["used_clusters"]`). The check accepts any answer that
-# shows the collapse (fewer than half of the clusters used).
+# **Exercise 2 — how much the labels move [4 points].** The collapse monitor also compares
+# consecutive labellings by their normalised mutual information. Implement `nmi(a, b)` for
+# two hard labellings of the same images: with the joint distribution
+# $p(x, y) = n_{xy}/N$ of the contingency table, $I = \sum_{xy} p(x,y) \ln \frac{p(x,y)}{p(x)p(y)}$
+# and $\mathrm{NMI} = I / \tfrac12 (H(a) + H(b))$; by convention 1 when both labellings are
+# constant and 0 when only one is. Return a float. No `sk.nmi`.
 
 # %%
-answer_3 = None
-if answer_3 is None:
-    sk.exercises.check("Exercise 3", None, None)
-else:
-    sk.exercises.check("Exercise 3", answer_3 < 3, True, hint="Did the labelling collapse? Count used clusters.")
+def nmi(a, b):
+    ...
+
+
+# %% [markdown]
+# **Exercise 3 — the loss of a network that ignores its input [1 point].** It outputs the
+# uniform distribution over $K = 10$ classes for every image. What is the naive objective
+# $E(p, y)$ (the mean cross-entropy) for *any* labelling $y$? Give the number.
+
+# %%
+uniform_loss = ...
+
+# %% [markdown]
+# **Exercise 4 — how collapsed is "three clusters left"? [1 point].** The toy run of
+# section 2 ends with 600 points in 3 clusters of 200, out of $K = 10$. What is the
+# normalised entropy $H(\text{sizes}) / \ln K$? Give the number (3 decimals).
+
+# %%
+normalized_entropy = ...

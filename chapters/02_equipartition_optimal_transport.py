@@ -217,33 +217,70 @@ print("31 images, 5 clusters: integral?", integral(frac_plan, 31))
 # * The optimum of the relaxed problem is a vertex of the polytope, a hard labelling.
 # * The LP does not scale to a million images and thousands of clusters: chapter 03
 #   replaces it by Sinkhorn-Knopp.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** With $N = 1000$ images and $K = 10$ equipartitioned hard labels, what is
-# $H(y, i)$ in nats?
+# These exercises are self-contained: they need no dataset and no training run. Replace
+# every `...` with your code and run the cell; in the student edition (see the README's
+# section for teachers) a check cell below each one runs its public tests. The grader also
+# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
 
 # %%
-answer_1 = None
-sk.exercises.check("Exercise 1", answer_1, math.log(1000), rel=1e-6,
-                   hint="For a hard labelling H(y|i) = 0, so H(y,i) = H(i).")
+import math
+
+import numpy as np
+import torch
+
+import sslkit as sk
+
+torch.set_default_dtype(torch.float32)
+
 
 # %% [markdown]
-# **Exercise 2.** Solve the transport problem for the cost matrix below with
-# `sk.exact_transport` and give the optimal cost (to 4 decimals).
+# **Exercise 1 — the LP's constraint matrix [4 points].** Flatten a plan $Q$ (N, K) row by
+# row into $x = \operatorname{vec}(Q)$ (`Q.reshape(-1)`: entry $(i, y)$ at position $iK + y$).
+# Implement `transport_constraints(n, k)` returning the dense (N + K, N K) float64 matrix
+# $A$ with $A x = (\text{row sums of } Q,\ \text{column sums of } Q)$: the equality
+# constraints of the transport polytope $U(r, c)$, first the $N$ image constraints, then
+# the $K$ cluster constraints. (Kronecker products help: `torch.kron`.)
 
 # %%
-cost_ex = torch.tensor([[0.0, 2.0], [1.0, 0.5], [3.0, 0.0], [0.2, 1.0]])
-answer_2 = None
-sk.exercises.check("Exercise 2", answer_2, sk.exact_transport(cost_ex)[1], abs_=1e-4,
-                   hint="sk.exact_transport(cost_ex) returns (plan, cost).")
+def transport_constraints(n, k):
+    ...
+
 
 # %% [markdown]
-# **Exercise 3.** How many variables and how many equality constraints does the LP have
-# for the ImageNet setting of SeLa ($N = 1{,}281{,}167$, $K = 3000$)? Give the number of
-# variables.
+# **Exercise 2 — I(y; i) of a labelling [4 points].** Draw an image $i$ uniformly
+# ($p(i) = 1/N$) and its label $y$ from row $i$ of `q` (N, K), a soft labelling whose rows
+# are distributions (one-hot rows: a hard labelling). Implement
+# `mutual_information(q)` $= I(y; i) = H(y) - H(y \mid i)$ in nats, with
+# $p(y) = \frac1N \sum_i q_{iy}$, $H(y \mid i) = \frac1N \sum_i H(q_i)$ and $0 \ln 0 = 0$.
+# Return a float.
 
 # %%
-answer_3 = None
-sk.exercises.check("Exercise 3", answer_3, 1_281_167 * 3000, rel=0, abs_=0.5,
-                   hint="One variable per (image, cluster) pair.")
+def mutual_information(q):
+    ...
+
+
+# %% [markdown]
+# **Exercise 3 — the size of SeLa's LP [1 point].** For ImageNet ($N = 1{,}281{,}167$,
+# $K = 3000$), how many equality constraints does the transport LP have, and how many of
+# them are linearly independent? Set `constraints` and `independent`.
+
+# %%
+constraints = ...
+independent = ...
+
+# %% [markdown]
+# **Exercise 4 — why the relaxation is exact [1 point].** SeLa relaxes hard labels to a
+# plan $Q \in U(r, c)$ and still gets hard labels when $N/K$ is an integer. Why? Set `why`
+# to one letter.
+#
+# * `"a"`: the cost $-\log P$ is convex.
+# * `"b"`: the transport polytope's vertices are (scaled) 0/1 matrices when $N/K$ is an integer, and a linear objective has an optimal vertex.
+# * `"c"`: Sinkhorn rounds the plan at the end.
+# * `"d"`: the entropy term forces hard labels.
+
+# %%
+why = ...

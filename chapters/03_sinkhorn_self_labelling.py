@@ -266,35 +266,72 @@ fig = sk.plot_cluster_grid(train.images, labels0, per_cluster=10, title="SeLa he
 #   $\lambda$ and half-precision input safe.
 # * SeLa alternates cross-entropy training and Sinkhorn relabelling; the equipartition
 #   keeps all clusters in use, and the features improve over the random network.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** Run `sk.sinkhorn(log_p, lam=5.0, tol=1e-6)` and give the number of
-# iterations it needs.
+# These exercises are self-contained: they need no dataset and no training run. Replace
+# every `...` with your code and run the cell; in the student edition (see the README's
+# section for teachers) a check cell below each one runs its public tests. The grader also
+# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
 
 # %%
-answer_1 = None
-sk.exercises.check("Exercise 1", answer_1, sk.sinkhorn(log_p, lam=5.0, tol=1e-6).iterations, abs_=0,
-                   hint="The result's .iterations attribute.")
+import math
+
+import torch
+
+import sslkit as sk
+
+torch.set_default_dtype(torch.float32)
+
 
 # %% [markdown]
-# **Exercise 2.** For $\lambda \to 0$ the plan forgets the network. What is the plan's
-# entry $Q_{iy}$ in that limit for $N = 500$, $K = 10$? (Check with `sk.sinkhorn(log_p, 1e-6)`.)
+# **Exercise 1 — Sinkhorn-Knopp in the log domain [4 points].** Plain scaling computes
+# $P^\lambda = e^{\lambda \log P}$, which underflows to 0 for large $\lambda$ (SeLa uses
+# $\lambda = 25$ on log-probabilities as small as $-30$). Implement Sinkhorn on the
+# potentials instead: with $\log Q_{iy} = \lambda \log P_{iy} + f_i + g_y$,
+#
+# * $g \leftarrow \log c - \operatorname{logsumexp}_i(\lambda \log P_{iy} + f_i)$ (columns right), then
+# * $f \leftarrow \log r - \operatorname{logsumexp}_y(\lambda \log P_{iy} + g_y)$ (rows right),
+#
+# starting from $f = 0$, for exactly `iters` iterations (one iteration = the column update,
+# then the row update). `r` and `c` default to uniform marginals $1/N$ and $1/K$. Work in
+# float64 whatever the input dtype (it may be float16) and return $\log Q$, an (N, K)
+# float64 tensor. Use `torch.logsumexp`; no `sk.sinkhorn`.
 
 # %%
-answer_2 = None
-sk.exercises.check("Exercise 2", answer_2, 1 / (500 * 10), rel=1e-3,
-                   hint="With P^0 = 1 every entry is the same: the product of the marginals.")
+def sinkhorn_log(log_p, lam, r=None, c=None, iters=1000):
+    ...
+
 
 # %% [markdown]
-# **Exercise 3.** Show that Sinkhorn's result does not change when a constant is added to
-# each row of `log_p` (the network's logits instead of its log-probabilities): set
-# `answer_3` to the largest absolute difference between the two plans.
+# **Exercise 2 — the objective Sinkhorn minimises [3 points].** Implement
+# $E(Q) = \langle Q, -\log P\rangle - \frac1\lambda H(Q)$ with
+# $H(Q) = -\sum_{iy} Q_{iy}\log Q_{iy}$ and the convention $0 \log 0 = 0$ (a hard
+# labelling has zeros in $Q$). Return a Python float or a 0-d tensor.
 
 # %%
-answer_3 = None
-if answer_3 is None:
-    sk.exercises.check("Exercise 3", None, None)
-else:
-    sk.exercises.check("Exercise 3", answer_3 < 1e-6, True,
-                       hint="Compare sk.sinkhorn(log_p, 5.0).plan with sk.sinkhorn(logits, 5.0).plan.")
+def sela_objective(Q, log_p, lam):
+    ...
+
+
+# %% [markdown]
+# **Exercise 3 — a plan by hand [1 point].** Two images, two clusters, uniform marginals
+# ($r = c = (\tfrac12, \tfrac12)$), $P = \begin{pmatrix}0.8 & 0.2\\ 0.2 & 0.8\end{pmatrix}$ and
+# $\lambda = 2$. Derive $Q_{11}$ from $Q = \operatorname{diag}(a) P^\lambda \operatorname{diag}(b)$
+# and the symmetry of the problem, and give it as a number (4 decimals).
+
+# %%
+q11 = ...
+
+# %% [markdown]
+# **Exercise 4 — why the log domain [1 point].** Plain scaling with $\lambda = 500$ on
+# float32 log-probabilities returns NaN. Why? Set `why` to one letter.
+#
+# * `"a"`: the plan's rows no longer sum to $1/N$ once $\lambda$ exceeds $N$.
+# * `"b"`: float32 cannot hold $\lambda$ itself.
+# * `"c"`: $P^\lambda = e^{\lambda \log P}$ underflows to 0, a whole column of it can be 0, and $b = c / (K^\top a)$ divides by 0.
+# * `"d"`: Sinkhorn diverges for $\lambda > 1$.
+
+# %%
+why = ...

@@ -260,29 +260,67 @@ fig.tight_layout()
 #   the paper) Sobel input — close the shortcuts that remain once the features are not
 #   optimised for the clustering objective directly.
 # * NMI between consecutive assignments measures how the clustering stabilises.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** Cluster the whitened random features `z` with `sk.kmeans(z, 10, seed=0)`
-# and give the NMI of the clusters with `train.labels`.
+# These exercises are self-contained: they need no dataset and no training run. Replace
+# every `...` with your code and run the cell; in the student edition (see the README's
+# section for teachers) a check cell below each one runs its public tests. The grader also
+# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
 
 # %%
-answer_1 = None
-sk.exercises.check("Exercise 1", answer_1, sk.nmi(sk.kmeans(z, 10, seed=0).labels.cpu(), train.labels), abs_=1e-6,
-                   hint="sk.nmi(result.labels.cpu(), train.labels)")
+import math
+
+import torch
+
+import sslkit as sk
+
+torch.set_default_dtype(torch.float32)
+
 
 # %% [markdown]
-# **Exercise 2.** After PCA-whitening (before the L2 step), what is the variance of every
-# coordinate? Give the number.
+# **Exercise 1 — PCA-whitening and L2 [4 points].** Implement DeepCluster's feature
+# pipeline `pca_whiten_l2(f, dim, eps)`: centre the rows of `f` (N, D) with their mean, take
+# the covariance $\Sigma = \frac1N \sum_i (f_i - \mu)(f_i - \mu)^\top$ (in float64), project
+# on its `dim` leading eigenvectors, divide coordinate $j$ by $\sqrt{\lambda_j + \varepsilon}$
+# (a negative rounding error in $\lambda_j$ counts as 0), then L2-normalise each row. Return
+# an (N, dim) float32 tensor. (`torch.linalg.eigh`; no `sk.fit_pca`.)
 
 # %%
-answer_2 = None
-sk.exercises.check("Exercise 2", answer_2, 1.0, abs_=1e-6, hint="Whitening divides by the square root of the eigenvalue.")
+def pca_whiten_l2(f, dim, eps=1e-5):
+    ...
+
 
 # %% [markdown]
-# **Exercise 3.** With 10,000 images, K = 100 clusters and uniform sampling, about how many
-# images of each cluster appear in one epoch of 10,000 draws? Give the number.
+# **Exercise 2 — sampling uniformly over clusters [4 points].** DeepCluster draws an
+# epoch's images so that every *non-empty* cluster contributes equally, whatever its size.
+# Implement `uniform_sampler(labels, num_samples, generator)`: `labels` (N,) are cluster
+# indices (some indices in $0..K-1$ may be unused: empty clusters); return `num_samples`
+# image indices (a long tensor), shuffled, in which each of the $K'$ non-empty clusters
+# appears $\lfloor n/K' \rfloor$ or $\lceil n/K' \rceil$ times ($n$ = `num_samples`), drawn
+# from its own members without replacement while it has enough of them and with
+# replacement otherwise. Use `generator` for every random choice.
 
 # %%
-answer_3 = None
-sk.exercises.check("Exercise 3", answer_3, 100, abs_=1, hint="N / K")
+def uniform_sampler(labels, num_samples, generator=None):
+    ...
+
+
+# %% [markdown]
+# **Exercise 3 — what whitening does to a tiny direction [1 point].** `sk.fit_pca(f, d)`
+# divides coordinate $j$ by $\sqrt{\lambda_j + \varepsilon}$ with $\varepsilon = 10^{-5}$.
+# The chapter's random-network features have tail eigenvalues around $\lambda = 4\cdot10^{-6}$.
+# What is the variance of such a whitened coordinate (before the L2 step)? Give the number
+# (3 decimals).
+
+# %%
+tail_variance = ...
+
+# %% [markdown]
+# **Exercise 4 — draws per cluster [1 point].** k-means on 10,000 images with $K = 100$
+# leaves 20 clusters empty. An epoch draws 10,000 images uniformly over the clusters. About
+# how many draws does each non-empty cluster get? Give the number.
+
+# %%
+draws = ...

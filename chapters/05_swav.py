@@ -400,32 +400,72 @@ fig.tight_layout()
 #   are learned, unit-norm, and frozen for the first iterations.
 # * Epsilon too large gives uniform codes and a loss stuck at $\ln K$; a batch smaller than
 #   the prototypes needs the queue; multi-crop adds cheap low-resolution views.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** What value does the swapped-prediction loss take when every code and
-# every prediction is uniform over $K = 100$ prototypes? Give the number.
+# These exercises are self-contained: they need no dataset and no training run. Replace
+# every `...` with your code and run the cell; in the student edition (see the README's
+# section for teachers) a check cell below each one runs its public tests. The grader also
+# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
 
 # %%
-answer_1 = None
-sk.exercises.check("Exercise 1", answer_1, math.log(100), rel=1e-3, hint="-sum_k (1/K) log(1/K)")
+import math
+
+import torch
+import torch.nn.functional as F
+
+import sslkit as sk
+
+torch.set_default_dtype(torch.float32)
+
 
 # %% [markdown]
-# **Exercise 2.** Compute the codes of the 256-image batch `scores` with
-# `sk.swav_codes(scores, epsilon=0.05, iterations=50)` and give the largest column sum
-# (the mass of the most used prototype, in images).
+# **Exercise 1 — soft codes with a queue [4 points].** When the batch $B$ is small compared
+# with the $K$ prototypes, SwAV lets the scores of the last $L$ images (the queue) join the
+# Sinkhorn problem, and keeps only the batch's codes. Implement
+# `codes_with_queue(scores, queue_scores, epsilon, iters)`: `scores` (B, K) and
+# `queue_scores` (L, K, possibly L = 0) are prototype scores. Stack them into one problem of
+# $B + L$ rows, start from $Q \propto \exp(S / \varepsilon)$ with total mass 1, and run
+# exactly `iters` iterations of SwAV's Sinkhorn (first every prototype gets mass $1/K$,
+# then every row gets $1/(B+L)$). Return the batch's codes: a (B, K) float32 tensor whose
+# rows sum to 1. Scores may come in float16 and $\varepsilon$ may be small: avoid
+# overflowing `exp` (no `sk.swav_codes`).
 
 # %%
-answer_2 = None
-sk.exercises.check("Exercise 2", answer_2, sk.swav_codes(scores, 0.05, 50).sum(0).max().item(), rel=1e-4,
-                   hint="With enough iterations every column sums to B/K.")
+def codes_with_queue(scores, queue_scores, epsilon=0.05, iters=3):
+    ...
+
 
 # %% [markdown]
-# **Exercise 3.** With batch size 64 and $K = 3000$ prototypes, what is the smallest queue
-# length that `sslkit` accepts (the queue shifts by one batch per step, so its length is a
-# multiple of the batch size)? Give the number.
+# **Exercise 2 — the multi-crop swapped loss [4 points].** Implement SwAV's loss from the
+# features: `z` is a list of V (B, d) unit-norm features, one per crop; the first `n_global`
+# are the full-resolution crops; `prototypes` is (K, d), unit-norm. The scores of crop $v$
+# are $z_v C^\top$. The codes $q_i$ of each global crop $i$ come from its scores *without
+# gradient*, by SwAV's Sinkhorn (`sk.swav_codes(scores, epsilon, iters)` may be used here).
+# Every other crop $v \ne i$ predicts $q_i$ with $p_v = \operatorname{softmax}(z_v C^\top/\tau)$,
+# costing $-\sum_k q_i^{(k)} \log p_v^{(k)}$ averaged over the batch. The loss is the mean over
+# the predicting crops of each code, then over the codes. Return a 0-d tensor through which
+# gradients reach `z` and `prototypes`.
 
 # %%
-answer_3 = None
-sk.exercises.check("Exercise 3", answer_3, 2944, abs_=0,
-                   hint="batch + queue_length >= num_prototypes, and queue_length a multiple of 64")
+def swav_loss(z, prototypes, n_global=2, epsilon=0.05, tau=0.1, iters=3):
+    ...
+
+
+# %% [markdown]
+# **Exercise 3 — sizing the queue [1 point].** With batch size 64 and $K = 3000$
+# prototypes, what is the smallest queue length that `sslkit` accepts? The batch plus the
+# queue must hold at least $K$ images (otherwise the equipartition cannot hold), and the
+# queue shifts by one batch per step, so its length is a multiple of the batch size.
+
+# %%
+queue_length = ...
+
+# %% [markdown]
+# **Exercise 4 — the collapse value [1 point].** If $\varepsilon$ is far too large the
+# codes are uniform, the network learns to predict uniformly, and the loss stops moving.
+# At what value, for $K = 3000$ prototypes? Give the number (3 decimals).
+
+# %%
+collapse_value = ...

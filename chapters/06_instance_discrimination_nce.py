@@ -354,29 +354,66 @@ assert agree > 2 / len(test.classes)
 # * A fixed $Z$ estimated on a random bank can be far off once the bank holds real
 #   features; filling the bank from the untrained network avoids it.
 # * The weighted kNN on the bank is the method's own monitor — and this book's yardstick.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# **Exercise 1.** With $N = 50{,}000$ images and $m = 4096$ noise samples, what is the noise
-# mass $m P_n(j)$ in the NCE posterior? Give the number.
+# These exercises are self-contained: they need no dataset and no training run. Replace
+# every `...` with your code and run the cell; in the student edition (see the README's
+# section for teachers) a check cell below each one runs its public tests. The grader also
+# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
 
 # %%
-answer_1 = None
-sk.exercises.check("Exercise 1", answer_1, 4096 / 50000, rel=1e-6, hint="P_n(j) = 1/N")
+import math
+
+import torch
+import torch.nn.functional as F
+
+import sslkit as sk
+
+torch.set_default_dtype(torch.float32)
+
 
 # %% [markdown]
-# **Exercise 2.** Compute the exact normaliser $Z(f)$ of the first feature `f[:1]` on `bank`
-# with $\tau = 0.07$ using `sk.exact_normalizer`, and give it as a float.
+# **Exercise 1 — h(i, v) and the NCE loss [4 points].** Implement the paper's loss
+# `nce_loss(f, idx, noise, bank, tau, Z)`: `f` (B, d) unit features, `idx` (B,) each image's
+# own index, `noise` (B, m) noise indices drawn uniformly ($P_n = 1/N$), `bank` (N, d), the
+# temperature `tau` and a fixed normaliser `Z`. With $P(j \mid f) = \exp(v_j^\top f/\tau)/Z$
+# and $h(j, f) = P(j\mid f) / (P(j\mid f) + m P_n)$, the loss of one image is
+# $-\log h(i, f) - \sum_{j \in \text{noise}} \log(1 - h(j, f))$; return its mean over the
+# batch (a 0-d tensor through which gradients reach `f`). No `sk.nce_loss`.
 
 # %%
-answer_2 = None
-sk.exercises.check("Exercise 2", answer_2, sk.exact_normalizer(f[:1], bank, 0.07).item(), rel=1e-5,
-                   hint="sk.exact_normalizer(f[:1], bank, 0.07).item()")
+def nce_loss(f, idx, noise, bank, tau, Z):
+    ...
+
 
 # %% [markdown]
-# **Exercise 3.** With momentum $\mu = 0.5$, what weight does a bank entry give to the
-# feature written three epochs ago (before normalisation)? Give the number.
+# **Exercise 2 — the Monte-Carlo normaliser [3 points].** $Z = \sum_{j=1}^N \exp(v_j^\top f/\tau)$
+# costs N dot products. Estimate it from noise samples drawn uniformly: implement
+# `mc_normalizer(f, noise, bank, tau)` returning one float,
+# $\hat Z = N \cdot \operatorname{mean}_{b, j} \exp(v_{\text{noise}[b, j]}^\top f_b / \tau)$, the
+# mean taken over the whole batch and all its noise samples (the paper computes it once,
+# on the first batch, and keeps it fixed).
 
 # %%
-answer_3 = None
-sk.exercises.check("Exercise 3", answer_3, 0.5 * 0.5 ** 3, rel=1e-6, hint="(1 - mu) * mu**k")
+def mc_normalizer(f, noise, bank, tau):
+    ...
+
+
+# %% [markdown]
+# **Exercise 3 — the noise mass [1 point].** With $N = 50{,}000$ images and $m = 4096$
+# noise samples, what is $m P_n(j)$, the term added to $P(j \mid f)$ in the denominator of
+# $h$? Give the number.
+
+# %%
+noise_mass = ...
+
+# %% [markdown]
+# **Exercise 4 — how long the bank remembers [1 point].** The bank update is
+# $v_i \leftarrow \mu v_i + (1-\mu) f_i$ (then normalised), once per epoch. With
+# $\mu = 0.5$, what weight does $v_i$ give to the feature written three epochs before the
+# latest one (ignore the normalisation)? Give the number.
+
+# %%
+weight_3 = ...

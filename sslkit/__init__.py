@@ -4,7 +4,7 @@ Chapters use it as ``import sslkit as sk``; ``python -m sslkit.train`` runs the 
 at full scale. Everything listed in ``__all__`` is the public API.
 """
 
-from . import augment, dist, exercises, nce
+from . import augment, dist, nce
 from .augment import AugmentConfig, augment as augment_batch, multi_crop, to_float
 from .backbones import DATASET_STATS, Backbone, Sobel, build_backbone, extract_features
 from .cluster import PCA, KMeansResult, fit_pca, kmeans, uniform_cluster_sampler
@@ -38,7 +38,7 @@ __all__ = [
     "build_method", "fit", "knn_monitor", "LARS", "make_optimizer", "lr_at",
     "METHODS", "Method", "EpochContext", "RunDir", "git_sha",
     "load_run", "evaluate_run", "method_from_checkpoint",
-    "dist", "exercises",
+    "dist",
     # optimal transport
     "sinkhorn", "SinkhornResult", "swav_codes", "sela_labels", "balanced_rounding", "cluster_capacities",
     "exact_transport",

@@ -38,6 +38,10 @@ def test_page_is_executed_and_light(py):
 @pytest.mark.parametrize("py", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_has_the_required_parts(py):
     text = py.read_text().lower()
-    for part in ("learning goals", "summary", "exercise", "sk.exercises.check", "assert"):
+    for part in ("learning goals", "summary", "## exercises", "assert"):
         assert part in text, f"{py.name} lacks its {part!r} part"
     assert "import sslkit as sk" in text
+    # graded exercises: the chapter ends with the student edition of its assignment
+    # (chapters/assignments/NN_slug.py, otter-grader's format; tests/test_assign.py checks them)
+    assert (py.parent / "assignments" / py.name).exists(), (
+        f"{py.name} has no graded exercises: add chapters/assignments/{py.name}")
