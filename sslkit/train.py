@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import engine
     from .eval import evaluate_method
+    from .methods import build_method
     from .runs import CheckpointError, RunDir, RunLocked
 
     run = None
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
               f"output {out}" + (" (resuming)" if resume else ""))
     if run is None:
         run = RunDir(out, writer=False)
-    method = engine.build_method(cfg, len(train))
+    method = build_method(cfg, len(train))
     eval_data = (train.images, train.labels, test.images, test.labels)
     try:
         engine.fit(method, train.images, cfg, device, labels=train.labels if method.uses_labels else None,
