@@ -72,14 +72,13 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int | None = No
     """
     chunk_size = chunk_size or _default_chunk(x, len(centroids))
     c_sq = (centroids * centroids).sum(1)
-    ct = centroids.T.contiguous()  # (D, K): the layout the GEMM reads fastest
     labels = torch.empty(len(x), dtype=torch.long, device=x.device)
     d2 = torch.empty(len(x), dtype=x.dtype, device=x.device)
     for i in range(0, len(x), chunk_size):
         xb = x[i:i + chunk_size]
         # ||c||^2 - 2 x.c in one fused matrix product; ||x||^2 is the same for every centroid,
         # so it is added to the minimum only
-        partial = torch.addmm(c_sq[None, :], xb, ct, alpha=-2.0)
+        partial = torch.addmm(c_sq[None, :], xb, centroids.T, alpha=-2.0)
         mn, labels[i:i + chunk_size] = partial.min(1)
         d2[i:i + chunk_size] = mn + ((xb * xb).sum(1) if x_sq is None else x_sq[i:i + chunk_size])
     return labels, d2.clamp_(min=0)
@@ -104,7 +103,9 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     # a per-point allowance until the point's distance is recomputed directly
     slack = ((x * x).sum(1) + (centroids[0] * centroids[0]).sum()).mul_(1e-3)
     near = torch.zeros(n, dtype=torch.long, device=x.device)  # index of the nearest centroid so far
-    block = chunk_size or (max(256, (1 << 18) // max(d, 1)) if x.device.type == "cpu" else 65536)
+    # rows per block of the full passes: 8 MiB of float32 on a CPU (few Python steps, and the
+    # allocator reuses the buffer), 65536 rows on an accelerator
+    block = chunk_size or (max(256, (1 << 21) // max(d, 1)) if x.device.type == "cpu" else 65536)
     for t in range(1, k):
         local_sum = d2.sum().reshape(1)
         sums = dist.all_gather_cat(local_sum).double().cpu()
