@@ -113,8 +113,8 @@ def bench_transport(device, sizes, lam, tol, max_iters, repeats=3):
     print(f"{'N':>9s} {'K':>6s} {'iters':>6s} {'error':>9s} {'sslkit s':>9s} {'ms/iter':>8s} {'GB/s':>6s} "
           f"{'of bw':>6s} | {'POT method':>13s} {'iters':>5s} {'error':>9s} {'POT s':>8s} {'POT/sslkit':>10s}")
     for n, k in sizes:
-        g = torch.Generator().manual_seed(0)
-        scores = torch.log_softmax(torch.randn(n, k, generator=g) * 2, dim=1).to(device)
+        g = torch.Generator(device=device).manual_seed(0)  # made on the device (ImageNet-size on a GPU)
+        scores = torch.log_softmax(torch.randn(n, k, generator=g, device=device).mul_(2), dim=1)
         sinkhorn(scores[: min(n, 1000)], lam, max_iters=5)  # warm-up
         t_run, res = _timed(lambda: sinkhorn(scores, lam, tol=tol, max_iters=max_iters), device, repeats)
         # one iteration alone: the difference of fixed-length runs
@@ -177,6 +177,9 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own"):
         import faiss
     except ImportError:
         faiss = None
+    if device.type != "cpu":  # the CPU references would take hours at GPU sizes
+        faiss = faiss if faiss is not None and hasattr(faiss, "StandardGpuResources") else None
+        KMeans = None
     flops = matmul_rate(device)
     print(f"machine: {machine_name(device)}")
     print(f"device={device}  iterations={iters}  init={'each library its own' if init == 'own' else 'the same random centroids'}"
@@ -197,7 +200,8 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own"):
         if faiss is not None:
             def run_faiss():
                 t0 = time.perf_counter()
-                fk = faiss.Kmeans(d, k, niter=iters) if init == "own" else faiss.Kmeans(d, k, niter=iters, seed=0)
+                gpu = {"gpu": True} if device.type == "cuda" else {}
+                fk = faiss.Kmeans(d, k, niter=iters, **gpu) if init == "own" else faiss.Kmeans(d, k, niter=iters, seed=0, **gpu)
                 fk.train(xn, init_centroids=None if init == "own" else start.numpy())
                 t_train = time.perf_counter() - t0
                 dist2, _ = fk.index.search(xn, 1)  # the labels a user needs, and the inertia
