@@ -18,6 +18,7 @@ k-means (Lloyd's algorithm):
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -51,14 +52,25 @@ def _pick_rows(x: torch.Tensor, global_idx: torch.Tensor, start: int) -> torch.T
     return dist.all_reduce_sum(out)
 
 
+def _default_chunk(x: torch.Tensor, k: int) -> int:
+    """Rows per distance block: on a CPU about 1M distances (4 MiB, so the GEMM's output is
+    still in cache when the arg-min reads it) and at least 512 rows (so the GEMM keeps its
+    rate); 65536 rows on an accelerator."""
+    if x.device.type != "cpu":
+        return 65536
+    return int(min(4096, max(512, (1 << 20) // max(k, 1))))
+
+
 @torch.no_grad()
-def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int | None = None,
+           x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest centroid of every row and the squared distance to it, computed in chunks.
 
-    ``chunk_size`` rows at a time (default: 2048 on a CPU, where a cache-sized block is
-    fastest, 65536 on an accelerator).
+    ``chunk_size`` rows at a time (default: about 10^6 distances per block on a CPU, where a
+    cache-sized block is fastest, 65536 rows on an accelerator). ``x_sq``: the rows' squared
+    norms, when the caller has them (k-means computes them once, not every iteration).
     """
-    chunk_size = chunk_size or (2048 if x.device.type == "cpu" else 65536)
+    chunk_size = chunk_size or _default_chunk(x, len(centroids))
     c_sq = (centroids * centroids).sum(1)
     labels = torch.empty(len(x), dtype=torch.long, device=x.device)
     d2 = torch.empty(len(x), dtype=x.dtype, device=x.device)
@@ -68,16 +80,33 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int | None = No
         # so it is added to the minimum only
         partial = torch.addmm(c_sq[None, :], xb, centroids.T, alpha=-2.0)
         mn, labels[i:i + chunk_size] = partial.min(1)
-        d2[i:i + chunk_size] = mn + (xb * xb).sum(1)
+        d2[i:i + chunk_size] = mn + ((xb * xb).sum(1) if x_sq is None else x_sq[i:i + chunk_size])
     return labels, d2.clamp_(min=0)
 
 
-def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int) -> torch.Tensor:
-    start, total = _global_offsets(len(x), x.device)
+def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | None) -> torch.Tensor:
+    """k-means++ (D^2 sampling), the same draws as the textbook loop, without its cost.
+
+    The textbook loop computes every point's distance to every new centroid: k passes over
+    the data. A point whose nearest centroid so far is c_j cannot move to a new centroid c
+    when ||c - c_j|| >= 2 ||x - c_j|| (triangle inequality), so only the other points are
+    computed (Raff, "Exact acceleration of k-means++ and k-means||", IJCAI 2021), with a
+    margin for rounding; the distances, hence the draws, are those of the textbook loop.
+    """
+    n, d = x.shape
+    start, total = _global_offsets(n, x.device)
     first = torch.randint(total, (1,), generator=g)
-    centroids = _pick_rows(x, first.to(x.device), start)
-    d2 = assign(x, centroids, chunk_size)[1]
-    for _ in range(1, k):
+    centroids = torch.empty(k, d, device=x.device, dtype=x.dtype)
+    centroids[:1] = _pick_rows(x, first.to(x.device), start)
+    d2 = assign(x, centroids[:1], chunk_size)[1]
+    # the first distances come from ||x||^2 - 2 x.c + ||c||^2 (rounding ~ eps (||x||^2 + ||c||^2)):
+    # a per-point allowance until the point's distance is recomputed directly
+    slack = ((x * x).sum(1) + (centroids[0] * centroids[0]).sum()).mul_(1e-3)
+    near = torch.zeros(n, dtype=torch.long, device=x.device)  # index of the nearest centroid so far
+    # rows per block of the full passes: 8 MiB of float32 on a CPU (few Python steps, and the
+    # allocator reuses the buffer), 65536 rows on an accelerator
+    block = chunk_size or (max(256, (1 << 21) // max(d, 1)) if x.device.type == "cpu" else 65536)
+    for t in range(1, k):
         local_sum = d2.sum().reshape(1)
         sums = dist.all_gather_cat(local_sum).double().cpu()
         u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(sums.sum())
@@ -90,8 +119,28 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int) -> t
                          .clamp(max=len(x) - 1)) + start
         idx = dist.all_reduce_sum(idx)
         c = _pick_rows(x, idx, start)
-        centroids = torch.cat([centroids, c])
-        d2 = torch.minimum(d2, ((x - c) ** 2).sum(1))
+        centroids[t:t + 1] = c
+        if t == k - 1:
+            break  # the last centroid's distances are never used
+        # points that may be closer to c than to their nearest centroid: ||c - c_near||^2 < 4 d2 (+ margins)
+        to_c = ((centroids[:t] - c) ** 2).sum(1)
+        cand = torch.nonzero(to_c[near] <= (d2 + slack).mul_(4.04)).flatten()
+        if len(cand) == 0:
+            continue
+        if 2 * len(cand) < n:  # few: gather them
+            rows = [cand]
+        else:  # many: all rows, in cache-sized blocks
+            rows = [slice(i, i + block) for i in range(0, n, block)]
+        for r in rows:
+            new = ((x[r] - c) ** 2).sum(1)
+            closer = new < d2[r]
+            if isinstance(r, slice):
+                idx_r = torch.arange(r.start, min(r.stop, n), device=x.device)[closer]
+            else:
+                idx_r = r[closer]
+            d2[idx_r] = new[closer]
+            near[idx_r] = t
+            slack[idx_r] = 0.0
     return centroids
 
 
@@ -127,14 +176,58 @@ def _reseed_empty(centroids, counts, g, eps=1e-4) -> int:
     return len(empty)
 
 
+def _positive_int(name: str, v) -> int:
+    try:
+        if isinstance(v, bool):
+            raise TypeError
+        v = operator.index(v)
+    except TypeError:
+        v = None
+    if v is None or v < 1:
+        return None
+    return v
+
+
+def _check_kmeans_args(x, k, iters, restarts, init) -> int:
+    """Errors a caller can make, reported before any work; returns the global number of rows."""
+    if not torch.is_tensor(x) or x.ndim != 2:
+        raise ValueError(f"k-means clusters the rows of a 2-D tensor (N, D), got "
+                         f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+    for name, v in (("k", k), ("iters", iters), ("restarts", restarts)):
+        if _positive_int(name, v) is None:
+            raise ValueError(f"{name} must be a positive integer{' (the number of clusters)' if name == 'k' else ''}, "
+                             f"got {v!r}")
+    _, total = _global_offsets(len(x), x.device)  # under torch.distributed: all processes' rows
+    if total == 0 or x.shape[1] == 0:
+        raise ValueError(f"k-means got no data: x has shape {tuple(x.shape)} (rows over all processes: {total})")
+    if k > total:
+        raise ValueError(f"k={k} clusters need at least {k} points, got N={total}"
+                         f"{' over all processes' if dist.is_distributed() else ''}; lower k or add data")
+    if len(x) and not bool(torch.isfinite(x.sum(dtype=torch.float32))) and not bool(torch.isfinite(x).all()):
+        bad = torch.nonzero(~torch.isfinite(x).all(1)).flatten()
+        raise ValueError(f"x has NaN or infinite features in {len(bad)} rows (first: row {int(bad[0])}); "
+                         "remove or impute them before clustering")
+    if torch.is_tensor(init) and init.shape != (k, x.shape[1]):
+        raise ValueError(f"initial centroids must have shape ({k}, {x.shape[1]}), got {tuple(init.shape)}")
+    if not torch.is_tensor(init) and init not in ("kmeans++", "random"):
+        raise ValueError(f"unknown init {init!r}; use 'kmeans++', 'random' or a (k, D) tensor")
+    return total
+
+
 @torch.no_grad()
 def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="kmeans++",
            restarts: int = 1, seed: int = 0, chunk_size: int | None = None, reseed_empty: bool = True) -> KMeansResult:
     """Cluster the rows of ``x`` (N, D) into ``k`` clusters; see the module docstring.
 
     init: ``"kmeans++"``, ``"random"`` or a (k, D) tensor of starting centroids.
+
+    Raises ValueError, before any work, for k < 1, k > N (under ``torch.distributed`` N is
+    the number of rows over all processes), N = 0, NaN or infinite features, and a
+    wrongly shaped ``init``.
     """
+    _check_kmeans_args(x, k, iters, restarts, init)
     x = x.float()
+    x_sq = (x * x).sum(1)  # once, not at every assignment
     best = None
     for r in range(restarts):
         g = torch.Generator().manual_seed(seed + 1000 * r)
@@ -142,7 +235,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="km
         history, reseeded, prev, prev_labels = [], 0, None, None
         it, converged = 0, False
         for it in range(1, iters + 1):
-            labels, d2 = assign(x, centroids, chunk_size)
+            labels, d2 = assign(x, centroids, chunk_size, x_sq)
             inertia = dist.all_reduce_sum(d2.sum().double().reshape(1)).item()
             history.append(inertia)
             if prev_labels is not None:
@@ -163,7 +256,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="km
                 break
             prev = inertia
         if not converged:  # labels and inertia of the final centroids
-            labels, d2 = assign(x, centroids, chunk_size)
+            labels, d2 = assign(x, centroids, chunk_size, x_sq)
             inertia = dist.all_reduce_sum(d2.sum().double().reshape(1)).item()
         res = KMeansResult(centroids, labels, inertia, it, history, reseeded)
         if best is None or res.inertia < best.inertia:
@@ -190,11 +283,19 @@ class PCA:
 def fit_pca(x: torch.Tensor, dim: int, whiten: bool = True, eps: float = 1e-5) -> PCA:
     """PCA of the rows of ``x`` (covariance summed over processes), keeping ``dim`` components.
 
+    Raises ValueError when ``dim`` is not between 1 and D, or there are no rows.
+
     DeepCluster's pipeline is ``fit_pca(f, 256).transform(f)``: centre, project, whiten
     (eigenvalue power -0.5), L2-normalise.
     """
+    if not torch.is_tensor(x) or x.ndim != 2:
+        raise ValueError(f"fit_pca needs a 2-D tensor (N, D), got {getattr(x, 'shape', type(x))}")
+    if _positive_int("dim", dim) is None or dim > x.shape[1]:
+        raise ValueError(f"dim must be an integer between 1 and the feature dimension D={x.shape[1]}, got {dim!r}")
     x = x.double()
     n = dist.all_reduce_sum(torch.tensor(float(len(x)), device=x.device, dtype=torch.float64))
+    if n.item() == 0:
+        raise ValueError("fit_pca got no rows (N = 0 over all processes)")
     mean = dist.all_reduce_sum(x.sum(0)) / n
     xc = x - mean
     cov = dist.all_reduce_sum(xc.T @ xc) / n

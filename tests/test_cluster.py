@@ -103,3 +103,55 @@ def test_distributed_equals_single_process():
     assert out[0][2] == pytest.approx(single.inertia, rel=1e-6)
     comp = fit_pca(x, 3).components
     assert torch.allclose(out[0][3].abs(), comp.abs(), atol=1e-4)
+
+
+def _textbook_kmeanspp(x, k, g):
+    """D^2 sampling, every point against every new centroid (the same random draws as sslkit's)."""
+    first = torch.randint(len(x), (1,), generator=g)
+    cents = [x[first[0]]]
+    d2 = ((x - cents[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(d2.sum())
+        idx = int(torch.searchsorted(d2.double().cumsum(0), torch.tensor([u], dtype=torch.float64)).clamp(max=len(x) - 1))
+        cents.append(x[idx])
+        d2 = torch.minimum(d2, ((x - x[idx]) ** 2).sum(1))
+    return torch.stack(cents)
+
+
+@pytest.mark.parametrize("kind", ["blobs", "gaussian"])
+def test_accelerated_kmeanspp_draws_the_textbook_centroids(kind):
+    # small integers: every distance is exact in float32, in either formula
+    g = torch.Generator().manual_seed(11)
+    if kind == "blobs":  # the triangle-inequality pruning skips most points
+        centres = torch.randint(-40, 40, (12, 6), generator=g).float()
+        x = centres[torch.randint(12, (3000,), generator=g)] + torch.randint(-2, 3, (3000, 6), generator=g).float()
+    else:  # pruning rarely applies: the full passes
+        x = torch.randint(-5, 6, (2000, 16), generator=g).float()
+    from sslkit.cluster import _kmeanspp
+    ours = _kmeanspp(x, 40, torch.Generator().manual_seed(5), None)
+    ref = _textbook_kmeanspp(x, 40, torch.Generator().manual_seed(5))
+    assert torch.equal(ours, ref)
+
+
+def test_invalid_input_raises_a_clear_error():
+    x = torch.randn(10, 3)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        kmeans(x, 0)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        kmeans(x, -2)
+    with pytest.raises(ValueError, match="need at least 11 points, got N=10"):
+        kmeans(x, 11)
+    with pytest.raises(ValueError, match="need at least 11 points"):
+        kmeans(x, 11, init="random")
+    with pytest.raises(ValueError, match="NaN or infinite features in 1 rows"):
+        kmeans(torch.cat([x, torch.tensor([[0.0, float("nan"), 1.0]])]), 3)
+    with pytest.raises(ValueError, match="no data"):
+        kmeans(torch.empty(0, 3), 1)
+    with pytest.raises(ValueError, match="2-D"):
+        kmeans(torch.randn(10), 2)
+    with pytest.raises(ValueError, match="shape"):
+        kmeans(x, 2, init=torch.randn(3, 3))
+    with pytest.raises(ValueError, match="dim must be an integer between 1 and the feature dimension D=3"):
+        fit_pca(x, 4)
+    with pytest.raises(ValueError, match="dim must be"):
+        fit_pca(x, 0)

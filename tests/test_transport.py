@@ -181,3 +181,44 @@ def test_fast_path_equals_log_domain_and_fallback_keeps_marginals():
     res = sinkhorn(wide, lam=2.0, max_iters=3000, tol=1e-5)  # log-kernel spread of hundreds of nats
     assert torch.isfinite(res.plan).all() and res.converged
     assert torch.allclose(res.plan.sum(0), torch.full((6,), 1 / 6), atol=1e-5)
+
+
+def test_tiny_kernel_entries_do_not_change_the_plan():
+    """Kernel entries below 1e-30 of their row's largest are dropped for speed (subnormal floats):
+    the plan still equals the float64 textbook scaling where most entries are that small."""
+    S = _scores(80, 6, seed=7)
+    lam = 20.0  # exp(lam * (log p - max log p)) reaches ~1e-100 here
+    ratio = torch.exp(lam * (S - S.max(1, keepdim=True).values))
+    assert (ratio < 1e-30).float().mean() > 0.2
+    n, k = S.shape
+    res = sinkhorn(S, lam, tol=1e-7, max_iters=20000)
+    ref = _textbook_sinkhorn(S.double().exp().numpy(), lam, np.full(n, 1 / n), np.full(k, 1 / k), iters=20000)
+    assert np.allclose(res.plan.double().numpy(), ref, atol=1e-7)
+
+
+def test_check_every_keeps_the_plan():
+    S = _scores(200, 7, seed=8)
+    n, k = S.shape
+    ref = _textbook_sinkhorn(S.exp().numpy(), 4.0, np.full(n, 1 / n), np.full(k, 1 / k))
+    res = sinkhorn(S, 4.0, tol=1e-6, max_iters=5000, check_every=10)
+    assert res.iterations % 10 == 0 and res.marginal_error < 1e-6
+    assert np.allclose(res.plan.double().numpy(), ref, atol=1e-7)
+
+
+@pytest.mark.parametrize("case, match", [
+    ("nan", "NaN or infinite"), ("inf", "NaN or infinite"), ("empty", "empty"), ("lam0", "lam must be"),
+    ("lamneg", "lam must be"), ("r_neg", "strictly positive"), ("c_zero", "strictly positive"),
+    ("r_shape", "shape"), ("1d", "2-D"),
+])
+def test_invalid_input_raises_a_clear_error(case, match):
+    S = _scores(20, 4, seed=9)
+    r = torch.full((20,), 1 / 20)
+    c = torch.full((4,), 1 / 4)
+    args = {"nan": (S.masked_fill(torch.eye(20, 4, dtype=torch.bool), float("nan")), 5.0),
+            "inf": (S.masked_fill(torch.eye(20, 4, dtype=torch.bool), -float("inf")), 5.0),
+            "empty": (torch.zeros(0, 4), 5.0), "lam0": (S, 0.0), "lamneg": (S, -2.0),
+            "r_neg": (S, 5.0, torch.cat([r[:-2], torch.tensor([-0.05, 0.15])])),
+            "c_zero": (S, 5.0, None, torch.tensor([0.5, 0.5, 0.0, 0.0])),
+            "r_shape": (S, 5.0, r[:10]), "1d": (S[0], 5.0)}[case]
+    with pytest.raises(ValueError, match=match):
+        sinkhorn(*args)

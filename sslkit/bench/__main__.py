@@ -1,13 +1,31 @@
 """python -m sslkit.bench transport|kmeans|train [--device D] [--sizes ...]
 
-transport: for each N x K, the time and final marginal error of ``sslkit.transport.sinkhorn``
-on the chosen device and, when POT is installed, the time of ``ot.bregman.sinkhorn_log`` on
-the same problem at the same regularisation and the ratio (POT time / ours; above 1: faster).
+Every figure is the median of ``--repeats`` runs (3), and stands beside the machine's
+measured limit: the read bandwidth (GB/s of a sum over a 256 MiB float32 array) for
+Sinkhorn, the float32 matrix-product rate (GFLOP/s of a 2048^3 GEMM) for k-means.
 
-kmeans: for each N x D x K, the time, iterations and inertia of ``sslkit.cluster.kmeans``
-and, when installed, of scikit-learn's ``KMeans`` and faiss's ``Kmeans``, all started from
-the same random centroids with the same iteration cap (each may stop earlier once no point
-moves), with the time ratios and inertia ratios.
+transport: for each N x K (scores: log-softmax of Gaussian logits), ``sslkit.transport.sinkhorn``
+to the marginal error ``--tol`` (L1 over the clusters): total time, iterations, error, and the
+time of one iteration measured apart (runs of 20 and 60 iterations, difference / 40), which
+reads the N x K kernel twice: its bandwidth and fraction of the measured read bandwidth.
+When POT is installed (on a CPU: NumPy float64 arrays, the way its documentation runs it),
+``ot.sinkhorn(a, b, M, reg, method=...)`` for ``sinkhorn`` (POT's default) and ``sinkhorn_log``
+on the same problem (``M = -scores``, ``reg = 1/lambda``, ``stopThr = tol / sqrt(K)``: POT checks
+the L2 error of the cluster marginals every 10 iterations, and L2 below tol / sqrt(K) means L1
+below tol), with the L1 error of its plan and the time ratio POT / sslkit.
+
+kmeans: for each N x D x K (Gaussian blobs), each library the way a user runs it, with the
+same number of Lloyd iterations (``--iters``, 20) and its own seeding:
+``sslkit.kmeans(x, K, iters=20, tol=0)`` (k-means++), ``faiss.Kmeans(D, K, niter=20).train(x)``
+then ``index.search(x, 1)`` for the labels (faiss seeds with random points; its default
+``max_points_per_centroid=256`` subsamples when N > 256 K), and scikit-learn's
+``KMeans(K, n_init=1, max_iter=20, tol=0)`` (greedy k-means++; skipped above N*K = 2e7,
+where a run takes minutes here). Reported: time, final inertia (sum of squared distances of all N
+points to their nearest final centroid, the same formula for all) and its difference to
+sslkit's, the time ratio other / sslkit (above 1: sslkit faster), and sslkit's assignment
+rate (2 N D K per assignment, iters + 1 assignments) as a fraction of the matmul rate.
+``--init same`` instead starts every library from the same random centroids, which
+isolates the Lloyd iterations.
 
 train: images/s of one optimiser step (forward, backward, update, the method's own per-step
 work such as Sinkhorn codes or the memory-bank update) for each method and backbone, on
@@ -20,6 +38,9 @@ transport and kmeans benchmarks.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import statistics
 import time
 
 import torch
@@ -33,40 +54,120 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def _timed(fn, device, repeats):
+    """(median seconds, last result) of ``repeats`` calls."""
+    times, out = [], None
+    for _ in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        out = fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def machine_name(device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}"
+
+
+def read_bandwidth(device, mib=256, repeats=5) -> float:
+    """Measured memory read bandwidth, GB/s: best of ``repeats`` sums over a ``mib`` MiB float32 array."""
+    x = torch.ones(mib * (1 << 20) // 4, device=device)
+    x.sum()
+    best = min(_timed(lambda: x.sum(), device, 1)[0] for _ in range(repeats))
+    return x.numel() * 4 / best / 1e9
+
+
+def matmul_rate(device, n=2048, repeats=5) -> float:
+    """Measured float32 matrix-product rate, GFLOP/s: best of ``repeats`` n x n x n products."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=g).to(device), torch.randn(n, n, generator=g).to(device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # float32 proper, as k-means uses
+    a @ b
+    best = min(_timed(lambda: a @ b, device, 1)[0] for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _l1_col_error(plan, k):
+    return float((plan.sum(0) - 1.0 / k).abs().sum())
+
+
 def bench_transport(device, sizes, lam, tol, max_iters, repeats=3):
     try:
         import ot  # POT, optional
     except ImportError:
         ot = None
-    print(f"device={device}  lambda={lam}  tol={tol} (L1 error of the cluster marginals)")
-    print(f"{'N':>9s} {'K':>6s} {'iters':>6s} {'error':>9s} {'sslkit s':>10s} {'POT s':>9s} {'POT/sslkit':>10s}")
+    bw = read_bandwidth(device)
+    print(f"machine: {machine_name(device)}")
+    print(f"device={device}  lambda={lam}  tol={tol} (L1 error of the cluster marginals)  "
+          f"measured read bandwidth {bw:.1f} GB/s  (median of {repeats})")
+    print(f"{'N':>9s} {'K':>6s} {'iters':>6s} {'error':>9s} {'sslkit s':>9s} {'ms/iter':>8s} {'GB/s':>6s} "
+          f"{'of bw':>6s} | {'POT method':>13s} {'iters':>5s} {'error':>9s} {'POT s':>8s} {'POT/sslkit':>10s}")
     for n, k in sizes:
-        g = torch.Generator().manual_seed(0)
-        scores = torch.log_softmax(torch.randn(n, k, generator=g) * 2, dim=1).to(device)
+        g = torch.Generator(device=device).manual_seed(0)  # made on the device (ImageNet-size on a GPU)
+        scores = torch.log_softmax(torch.randn(n, k, generator=g, device=device).mul_(2), dim=1)
         sinkhorn(scores[: min(n, 1000)], lam, max_iters=5)  # warm-up
-        best = float("inf")
-        for _ in range(repeats):
-            _sync(device)
-            t = time.perf_counter()
-            res = sinkhorn(scores, lam, tol=tol, max_iters=max_iters)
-            _sync(device)
-            best = min(best, time.perf_counter() - t)
-        pot_t, ratio = float("nan"), ""
-        if ot is not None and n * k <= 5_000_000:
-            a = torch.full((n,), 1.0 / n, dtype=torch.float64).numpy()
-            b = torch.full((k,), 1.0 / k, dtype=torch.float64).numpy()
-            cost = (-scores).double().cpu().numpy()
-            t = time.perf_counter()
-            ot.bregman.sinkhorn_log(a, b, cost, 1.0 / lam, numItermax=max_iters, stopThr=tol)
-            pot_t = time.perf_counter() - t
-            ratio = f"{pot_t / best:10.2f}"
-        print(f"{n:9d} {k:6d} {res.iterations:6d} {res.marginal_error:9.2e} {best:10.4f} {pot_t:9.4f} {ratio:>10s}")
+        t_run, res = _timed(lambda: sinkhorn(scores, lam, tol=tol, max_iters=max_iters), device, repeats)
+        # one iteration alone: the difference of fixed-length runs
+        t20 = _timed(lambda: sinkhorn(scores, lam, tol=0.0, max_iters=20), device, repeats)[0]
+        t60 = _timed(lambda: sinkhorn(scores, lam, tol=0.0, max_iters=60), device, repeats)[0]
+        per_it = max(t60 - t20, 1e-9) / 40
+        gbs = 2 * n * k * 4 / per_it / 1e9  # the kernel is read twice per iteration
+        row = (f"{n:9d} {k:6d} {res.iterations:6d} {res.marginal_error:9.2e} {t_run:9.3f} {per_it * 1e3:8.2f} "
+               f"{gbs:6.1f} {gbs / bw:6.0%}")
+        if ot is None or device.type != "cpu" and n * k > 4e8:
+            print(row + " | POT not installed" if ot is None else row)
+            continue
+        for method in ("sinkhorn", "sinkhorn_log"):
+            if device.type == "cpu":
+                a = torch.full((n,), 1.0 / n, dtype=torch.float64).numpy()
+                b = torch.full((k,), 1.0 / k, dtype=torch.float64).numpy()
+                cost = (-scores).double().numpy()
+            else:  # POT's torch backend, on the device
+                a = torch.full((n,), 1.0 / n, dtype=torch.float64, device=device)
+                b = torch.full((k,), 1.0 / k, dtype=torch.float64, device=device)
+                cost = (-scores).double()
+            reps = repeats
+            thr = tol / k ** 0.5  # POT stops on the L2 error: then the L1 error is at most tol
+            import warnings
+            with warnings.catch_warnings(record=True):
+                warnings.simplefilter("always")
+                t0 = time.perf_counter()
+                plan, log = ot.sinkhorn(a, b, cost, 1.0 / lam, method=method, numItermax=max_iters,
+                                        stopThr=thr, log=True)
+                first = time.perf_counter() - t0
+                if first > 5.0:
+                    reps = 1  # slow: one run
+                t_pot = first if reps == 1 else _timed(lambda: ot.sinkhorn(a, b, cost, 1.0 / lam, method=method,
+                                                                            numItermax=max_iters, stopThr=thr),
+                                                       device, reps)[0]
+            plan = torch.as_tensor(plan)
+            err = _l1_col_error(plan, k) if torch.isfinite(plan).all() else float("nan")
+            its = int(log.get("niter", len(log.get("err", [])) * 10))
+            print(f"{row} | {method:>13s} {its:5d} {err:9.2e} {t_pot:8.2f} {t_pot / t_run:10.2f}"
+                  f"{'  (1 run)' if reps == 1 else ''}")
+            row = " " * len(row)
 
 
-def bench_kmeans(device, sizes, iters):
+def _blobs(n, d, k, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(max(k // 4, 2), d, generator=g) * 3
+    return centres[torch.randint(len(centres), (n,), generator=g)] + torch.randn(n, d, generator=g), g
+
+
+def bench_kmeans(device, sizes, iters, repeats=3, init="own"):
     import numpy as np
 
-    from ..cluster import kmeans
+    from ..cluster import assign, kmeans
 
     try:
         from sklearn.cluster import KMeans
@@ -76,38 +177,47 @@ def bench_kmeans(device, sizes, iters):
         import faiss
     except ImportError:
         faiss = None
-    print(f"device={device}  iterations={iters}  (inertia ratio = other / sslkit; time ratio = other / sslkit)")
-    print(f"{'N':>8s} {'D':>4s} {'K':>6s} {'sslkit s':>9s} {'iters':>5s} {'inertia':>11s} {'sklearn s':>10s} "
-          f"{'iters':>5s} {'t-ratio':>8s} "
-          f"{'i-ratio':>8s} {'faiss s':>8s} {'t-ratio':>8s} {'i-ratio':>8s}")
+    if device.type != "cpu":  # the CPU references would take hours at GPU sizes
+        faiss = faiss if faiss is not None and hasattr(faiss, "StandardGpuResources") else None
+        KMeans = None
+    flops = matmul_rate(device)
+    print(f"machine: {machine_name(device)}")
+    print(f"device={device}  iterations={iters}  init={'each library its own' if init == 'own' else 'the same random centroids'}"
+          f"  measured fp32 matmul {flops:.0f} GFLOP/s  (median of {repeats}; ratio = other time / sslkit time; "
+          f"dI = other inertia / sslkit inertia - 1)")
+    print(f"{'N':>8s} {'D':>4s} {'K':>6s} {'sslkit s':>9s} {'GFLOP/s':>8s} {'of peak':>7s} {'inertia':>11s} | "
+          f"{'faiss s':>8s} {'(train)':>8s} {'dI':>8s} {'ratio':>6s} | {'sklearn s':>9s} {'dI':>8s} {'ratio':>6s}")
     for n, d, k in sizes:
-        g = torch.Generator().manual_seed(0)
-        centres = torch.randn(max(k // 4, 2), d, generator=g) * 3
-        x = centres[torch.randint(len(centres), (n,), generator=g)] + torch.randn(n, d, generator=g)
+        x, g = _blobs(n, d, k)
+        start = x[torch.randperm(n, generator=g)[:k]].clone()
         xd = x.to(device)
-        _sync(device)
-        t = time.perf_counter()
-        # the same random starting centroids for every library, so all follow the same Lloyd iterations
-        init = x[torch.randperm(n, generator=g)[:k]].clone()
-        res = kmeans(xd, k, iters=iters, tol=0.0, init=init.to(device), seed=0)
-        _sync(device)
-        ours = time.perf_counter() - t
-        row = f"{n:8d} {d:4d} {k:6d} {ours:9.3f} {res.iterations:5d} {res.inertia:11.4g}"
+        kw = {} if init == "own" else {"init": start.to(device)}
+        kmeans(xd[: min(n, 20 * k)], k, iters=2, **kw)  # warm-up
+        t_ours, res = _timed(lambda: kmeans(xd, k, iters=iters, tol=0.0, **kw), device, repeats)
+        rate = 2 * n * d * k * (res.iterations + 1) / t_ours / 1e9
+        row = f"{n:8d} {d:4d} {k:6d} {t_ours:9.3f} {rate:8.0f} {rate / flops:7.0%} {res.inertia:11.5g} |"
         xn = x.numpy().astype(np.float32)
-        if KMeans is not None and n * k <= 2e8:
-            t = time.perf_counter()
-            km = KMeans(k, init=init.numpy(), n_init=1, max_iter=iters, tol=0.0, random_state=0).fit(xn)
-            sk_t = time.perf_counter() - t
-            row += f" {sk_t:10.3f} {km.n_iter_:5d} {sk_t / ours:8.2f} {km.inertia_ / res.inertia:8.3f}"
-        else:
-            row += f" {'-':>10s} {'-':>5s} {'-':>8s} {'-':>8s}"
         if faiss is not None:
-            t = time.perf_counter()
-            fk = faiss.Kmeans(d, k, niter=iters, seed=0, verbose=False)
-            fk.train(xn, init_centroids=init.numpy())
-            fa_t = time.perf_counter() - t
-            fd, _ = fk.index.search(xn, 1)  # squared distances to the nearest centroid
-            row += f" {fa_t:8.3f} {fa_t / ours:8.2f} {float(fd.sum()) / res.inertia:8.3f}"
+            def run_faiss():
+                t0 = time.perf_counter()
+                gpu = {"gpu": True} if device.type == "cuda" else {}
+                fk = faiss.Kmeans(d, k, niter=iters, **gpu) if init == "own" else faiss.Kmeans(d, k, niter=iters, seed=0, **gpu)
+                fk.train(xn, init_centroids=None if init == "own" else start.numpy())
+                t_train = time.perf_counter() - t0
+                dist2, _ = fk.index.search(xn, 1)  # the labels a user needs, and the inertia
+                return t_train, fk, float(dist2.astype(np.float64).sum())
+            t_fa, (t_train, fk, fi) = _timed(run_faiss, device, repeats)
+            row += f" {t_fa:8.3f} {t_train:8.3f} {fi / res.inertia - 1:+8.2%} {t_fa / t_ours:6.2f} |"
+        else:
+            row += f" {'(faiss not installed)':>33s} |"
+        if KMeans is not None and n * k <= 2e7:
+            kinit = "k-means++" if init == "own" else start.numpy()
+            t_sk, km = _timed(lambda: KMeans(k, init=kinit, n_init=1, max_iter=iters, tol=0.0, random_state=0).fit(xn),
+                              device, 1 if n * k > 2e7 else repeats)
+            si = float(assign(x, torch.from_numpy(km.cluster_centers_).float())[1].double().sum())
+            row += f" {t_sk:9.3f} {si / res.inertia - 1:+8.2%} {t_sk / t_ours:6.2f}"
+        else:
+            row += f" {'-':>9s} {'-':>8s} {'-':>6s}"
         print(row)
 
 
@@ -174,21 +284,28 @@ def main(argv=None):
     parser.add_argument("--device", default=None)
     parser.add_argument("--sizes", nargs="*", default=None,
                         help="problem sizes: NxK (transport) or NxDxK (kmeans)")
-    parser.add_argument("--iters", type=int, default=25, help="k-means iterations")
+    parser.add_argument("--iters", type=int, default=20, help="k-means iterations")
     parser.add_argument("--lam", type=float, default=25.0)
     parser.add_argument("--tol", type=float, default=1e-3)
     parser.add_argument("--max-iters", type=int, default=1000)
+    parser.add_argument("--no-ref", action="store_true", help="skip the reference libraries (faiss, scikit-learn, POT)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
+    parser.add_argument("--init", default="own", choices=["own", "same"],
+                        help="k-means: each library's own seeding (as a user runs it) or the same random centroids")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
-    defaults = {"transport": ["1000x10", "10000x100", "50000x128", "100000x1000"],
-                "kmeans": ["10000x64x100", "50000x128x1000", "100000x256x1000"]}
+    if args.no_ref:
+        import sys
+        sys.modules.update({"ot": None, "faiss": None, "sklearn": None, "sklearn.cluster": None})
+    defaults = {"transport": ["10000x100", "100000x300", "100000x1000"],
+                "kmeans": ["10000x256x100", "100000x128x1000", "200000x256x2000"]}
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in (args.sizes or defaults.get(args.what, []))]
     if args.what == "train":
         bench_train(device, args.methods, args.backbones, args.batch_size, args.steps, args.precision, args.compile)
     elif args.what == "transport":
-        bench_transport(device, sizes, args.lam, args.tol, args.max_iters)
+        bench_transport(device, sizes, args.lam, args.tol, args.max_iters, args.repeats)
     else:
-        bench_kmeans(device, sizes, args.iters)
+        bench_kmeans(device, sizes, args.iters, args.repeats, args.init)
 
 
 if __name__ == "__main__":
