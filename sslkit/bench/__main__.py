@@ -1,4 +1,4 @@
-"""python -m sslkit.bench transport|kmeans|train [--device D] [--sizes ...]
+"""python -m sslkit.bench transport|kmeans|train|gpu [--device D] [--sizes ...]  (gpu: see sslkit/bench/gpu.py)
 
 Every figure is the median of ``--repeats`` runs (3), and stands beside the machine's
 measured limit: the read bandwidth (GB/s of a sum over a 256 MiB float32 array) for
@@ -41,6 +41,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 
 import torch
@@ -222,10 +223,10 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own"):
 
 
 def bench_train(device, methods, backbones, batch_size, steps, precision, compile_):
-    from ..config import PRESETS, TrainConfig, apply_preset
-    from ..engine import _autocast, build_method
+    from ..config import TrainConfig, apply_preset
+    from ..engine import _autocast, _backbone_precision
+    from ..methods import METHODS, EpochContext, build_method
     from ..optim import make_optimizer
-    from ..methods import METHODS, EpochContext
 
     n = max(4 * batch_size, 1024)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, device=device)
@@ -237,12 +238,13 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
         for name in ["supervised"] + [m for m in methods if m != "supervised"]:
             cfg = TrainConfig(method=name, batch_size=batch_size, precision=precision, device=str(device))
             cfg.params = METHODS[name].Params()
-            if (name, "lab") in PRESETS:
+            if "lab" in METHODS[name].presets:
                 apply_preset(cfg, "lab")  # the method's own hyper-parameters (heads, prototypes, m, ...)
             cfg.backbone, cfg.batch_size, cfg.precision = bb, batch_size, precision
             if name == "swav":
                 cfg.params.num_prototypes = min(cfg.params.num_prototypes, batch_size)
             method = build_method(cfg, n).to(device)
+            _backbone_precision(method, cfg, device)  # bf16 off CUDA: the backbone, as in training
             method.train()
             opt = make_optimizer(cfg, method.parameters())
             step_fn = torch.compile(method) if compile_ else method
@@ -272,6 +274,11 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "gpu":  # the accelerator checks: their own options (sslkit/bench/gpu.py)
+        from .gpu import main as gpu_main
+
+        return gpu_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m sslkit.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["transport", "kmeans", "train"])

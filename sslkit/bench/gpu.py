@@ -75,7 +75,6 @@ def check_sinkhorn(device, n, k, lam=25.0, tol=0.1) -> dict:
     per_it = max(t40 - t20, 1e-9) / 20
     bw = read_bandwidth(device)
     gbs = 2 * n * k * 4 / per_it / 1e9
-    del scores
     return {"N": n, "K": k, "lambda": lam, "tol": tol, "seconds": t, "iterations": res.iterations,
             "marginal_error": res.marginal_error, "ms_per_iteration": per_it * 1e3, "GB_per_s": gbs,
             "read_bandwidth_GB_per_s": bw, "fraction_of_bandwidth": gbs / bw}
@@ -157,7 +156,6 @@ def check_training(device, methods, quick) -> list[dict]:
                      "achieved_TFLOP_per_s": ips * flops_per_image / 1e12,
                      "MFU": ips * flops_per_image / (peak * 1e9), "peak_matmul_GFLOP_per_s": peak,
                      "peak_dtype": str(peak_dtype).replace("torch.", "")})
-        del method, opt, images
     return rows
 
 
