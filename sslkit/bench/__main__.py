@@ -302,7 +302,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = pick_device(args.device)
     if args.no_ref:
-        import sys
         sys.modules.update({"ot": None, "faiss": None, "sklearn": None, "sklearn.cluster": None})
     defaults = {"transport": ["10000x100", "100000x300", "100000x1000"],
                 "kmeans": ["10000x256x100", "100000x128x1000", "200000x256x2000"]}
