@@ -8,6 +8,7 @@ fails, so the tolerances are shown to be tight enough. The measured deviations o
 (chapter) behaviour are bounded here and documented in the module docstring.
 """
 
+import functools
 import math
 
 import pytest
@@ -70,6 +71,7 @@ def _ours(op, amount, n=N, hue_space="hsv", seed=1):
     return _recover(op, x, A.color_jitter(x, p=1.0, hue_space=hue_space, **kw))
 
 
+@functools.lru_cache(maxsize=None)  # torchvision's per-image loop is the slow part
 def _torchvision(op, amount, n=N, seed=2):
     x = _images(n)
     torch.manual_seed(seed)
