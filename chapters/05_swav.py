@@ -455,9 +455,9 @@ def swav_loss(z, prototypes, n_global=2, epsilon=0.05, tau=0.1, iters=3):
 
 # %% [markdown]
 # **Exercise 3 — sizing the queue [1 point].** With batch size 64 and $K = 3000$
-# prototypes, what is the smallest queue length that `sslkit` accepts? The batch plus the
-# queue must hold at least $K$ images (otherwise the equipartition cannot hold), and the
-# queue shifts by one batch per step, so its length is a multiple of the batch size.
+# prototypes, on one process, what is the smallest queue length that `sslkit` accepts? The
+# batch plus the queue must hold at least $K$ images (otherwise the equipartition cannot
+# hold), and the queue must hold at least one batch, since it shifts by one batch per step.
 
 # %%
 queue_length = ...

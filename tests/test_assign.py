@@ -211,7 +211,7 @@ def test_grading_right_wrong_unanswered_and_hostile(built, tmp_path):
         "wrong03": _submission(built, tmp_path, s03, f"{s03}_wrong.ipynb", {
             "def sinkhorn_log": PLAIN_SINKHORN, "q11 =": "q11 = 0.5 * 0.64 / 0.68", "why =": 'why = "b"'}),
         "wrong05": _submission(built, tmp_path, s05, f"{s05}_wrong.ipynb", {
-            "def codes_with_queue": NAIVE_CODES, "queue_length =": "queue_length = 3000 - 64"}),
+            "def codes_with_queue": NAIVE_CODES, "queue_length =": "queue_length = 3000"}),
         # crashes in one answer, deletes every file it can see in another
         "hostile03": _submission(built, tmp_path, s03, f"{s03}_hostile.ipynb", {
             "def sela_objective": "raise RuntimeError('student bug')",

@@ -253,15 +253,15 @@ assert abs(float(swav_loss(_z, _C, 2)) - math.log(7)) < 1e-5, "uniform codes and
 
 # %% [markdown]
 # **Exercise 3 — sizing the queue [1 point].** With batch size 64 and $K = 3000$
-# prototypes, what is the smallest queue length that `sslkit` accepts? The batch plus the
-# queue must hold at least $K$ images (otherwise the equipartition cannot hold), and the
-# queue shifts by one batch per step, so its length is a multiple of the batch size.
+# prototypes, on one process, what is the smallest queue length that `sslkit` accepts? The
+# batch plus the queue must hold at least $K$ images (otherwise the equipartition cannot
+# hold), and the queue must hold at least one batch, since it shifts by one batch per step.
 
 # %% [raw]
 # # BEGIN SOLUTION
 
 # %%
-queue_length = 46 * 64  # SOLUTION
+queue_length = 3000 - 64  # SOLUTION
 
 # %% [raw]
 # # END SOLUTION
@@ -279,11 +279,11 @@ assert isinstance(queue_length, int), "give an integer"
 """ # BEGIN TEST CONFIG
 hidden: true
 """ # END TEST CONFIG
-# brute force over multiples of the batch, against sslkit's own configuration check
+# brute force over every length, against sslkit's own configuration check
 _cfg = sk.TrainConfig(method="swav", batch_size=64)
 sk.set_value(_cfg, "num_prototypes", "3000")
 _ok = []
-for _L in range(0, 4000, 64):
+for _L in range(0, 4000):
     sk.set_value(_cfg, "queue_length", str(_L))
     try:
         sk.METHODS["swav"].check_config(_cfg)
