@@ -96,6 +96,12 @@ class RunDir:
         for leftover in [*self.path.glob(TMP_PREFIX + "*"), *(self.path / "checkpoints").glob(TMP_PREFIX + "*")]:
             leftover.unlink(missing_ok=True)
 
+    def unlock(self) -> None:
+        """Let the directory go (a process that exits lets it go anyway)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     def write_config(self, config_dict: dict) -> None:
         if not self.writer:
             return

@@ -263,44 +263,48 @@ def main(argv: list[str] | None = None) -> int:
             return _error(str(exc))
         except OSError as exc:
             return _error(f"--output_dir={out}: cannot write there ({exc}); choose another --output_dir")
-    try:
-        train, test = load_data(cfg)
-    except labdata.LabDataError as exc:
-        return fail(str(exc))
-    if cfg.batch_size * dist.planned_world_size() > len(train):
-        return fail(f"--batch_size={cfg.batch_size} x {dist.planned_world_size()} process(es) is larger than the "
-                    f"{len(train)} training images")
-    device = _init_distributed(cfg) or engine.resolve_device(cfg)
-    main_proc = dist.is_main_process()
-    log = print if main_proc else None
-    if main_proc:
-        print(f"sslkit.train: {cfg.method} on {cfg.dataset} ({len(train)} train / {len(test)} test images), "
-              f"{cfg.backbone}, {cfg.epochs} epochs, {dist.world_size()} process(es), device {device}, "
-              f"output {out}" + (" (resuming)" if resume else ""))
-    if run is None:
-        run = RunDir(out, writer=False)
-    method = build_method(cfg, len(train))
-    eval_data = (train.images, train.labels, test.images, test.labels)
-    try:
-        engine.fit(method, train.images, cfg, device, labels=train.labels if method.uses_labels else None,
-                   eval_data=eval_data, run=run, true_labels=train.labels, resume=resume, log=log,
-                   progress=main_proc)
-    except (CheckpointError, ConfigError) as exc:
-        return _error(str(exc))
-    finally:
-        if dist.is_distributed():
-            import torch.distributed as tdist
+    try:  # the lock is let go however this ends (an exception's traceback could keep it alive)
+        try:
+            train, test = load_data(cfg)
+        except labdata.LabDataError as exc:
+            return fail(str(exc))
+        if cfg.batch_size * dist.planned_world_size() > len(train):
+            return fail(f"--batch_size={cfg.batch_size} x {dist.planned_world_size()} process(es) is larger than the "
+                        f"{len(train)} training images")
+        device = _init_distributed(cfg) or engine.resolve_device(cfg)
+        main_proc = dist.is_main_process()
+        log = print if main_proc else None
+        if main_proc:
+            print(f"sslkit.train: {cfg.method} on {cfg.dataset} ({len(train)} train / {len(test)} test images), "
+                  f"{cfg.backbone}, {cfg.epochs} epochs, {dist.world_size()} process(es), device {device}, "
+                  f"output {out}" + (" (resuming)" if resume else ""))
+        if run is None:
+            run = RunDir(out, writer=False)
+        method = build_method(cfg, len(train))
+        eval_data = (train.images, train.labels, test.images, test.labels)
+        try:
+            engine.fit(method, train.images, cfg, device, labels=train.labels if method.uses_labels else None,
+                       eval_data=eval_data, run=run, true_labels=train.labels, resume=resume, log=log,
+                       progress=main_proc)
+        except (CheckpointError, ConfigError) as exc:
+            return _error(str(exc))
+        finally:
+            if dist.is_distributed():
+                import torch.distributed as tdist
 
-            tdist.barrier()  # every process is past its last collective before the group goes away
-            tdist.destroy_process_group()
-    if not main_proc:
+                tdist.barrier()  # every process is past its last collective before the group goes away
+                tdist.destroy_process_group()
+        if not main_proc:
+            return 0
+        results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
+                                  knn_temperature=cfg.knn_temperature)
+        results["device"] = str(device)
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+        print(f"results: kNN {results['knn_acc']:.2f}%, linear probe {results['linear_acc']:.2f}% -> {out / 'results.json'}")
         return 0
-    results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
-                              knn_temperature=cfg.knn_temperature)
-    results["device"] = str(device)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"results: kNN {results['knn_acc']:.2f}%, linear probe {results['linear_acc']:.2f}% -> {out / 'results.json'}")
-    return 0
+    finally:
+        if run is not None:
+            run.unlock()
 
 
 if __name__ == "__main__":
