@@ -195,8 +195,7 @@ def _convert(value: str, tp, key: str):
     """Parse the string ``value`` into type ``tp`` (int, float, bool, str, tuples, Optional)."""
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"--{key}={value}: choose one of {', '.join(map(str, typing.get_args(tp)))}")
+        _check_type(key, value, tp)
         return value
     if origin is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]

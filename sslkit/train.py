@@ -23,6 +23,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def _overview() -> str:
     lines = ["methods (--method=NAME) and their presets (--preset=NAME); "
              "`--method=NAME --help` shows every option:"]
     for name, cls in METHODS.items():
-        doc = (cls.__module__ and __import__(cls.__module__, fromlist=["_"]).__doc__ or "").strip().splitlines()
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
         lines.append(f"  {name:12s} {doc[0] if doc else ''}")
         for p in presets_for(name):
             lines.append(f"  {'':12s}   --preset={p.name:9s} {p.description or p.source}")
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         return _error(bad_dir)
     from . import dist
 
-    main_proc = dist.rank() == 0 and int(__import__("os").environ.get("RANK", "0")) == 0
+    main_proc = int(os.environ.get("RANK", "0")) == 0  # the process group is joined later, after these checks
     state = _prepare_run_dir(out, cfg, main_proc)
     if state == "done":
         print(f"{out} holds a finished run of this config (results.json); nothing to do.")

@@ -87,10 +87,12 @@ def read_bandwidth(device, mib=256, repeats=5) -> float:
     return x.numel() * 4 / best / 1e9
 
 
-def matmul_rate(device, n=2048, repeats=5) -> float:
-    """Measured float32 matrix-product rate, GFLOP/s: best of ``repeats`` n x n x n products."""
+def matmul_rate(device, n=2048, repeats=5, dtype=torch.float32) -> float:
+    """Measured matrix-product rate of ``dtype`` (float32 by default), GFLOP/s: best of
+    ``repeats`` n x n x n products."""
     g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(n, n, generator=g).to(device), torch.randn(n, n, generator=g).to(device)
+    a = torch.randn(n, n, generator=g).to(device, dtype)
+    b = torch.randn(n, n, generator=g).to(device, dtype)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # float32 proper, as k-means uses
     a @ b

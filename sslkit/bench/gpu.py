@@ -39,27 +39,17 @@ FULL = dict(sinkhorn=(1_281_167, 3000), kmeans=(1_000_000, 256, 20_000), backbon
 QUICK = dict(sinkhorn=(20_000, 300), kmeans=(20_000, 64, 100), backbone_steps=2, batch=32)
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _seconds(fn, device):
-    _sync(device)
-    t = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return time.perf_counter() - t, out
+    """(seconds, result) of one call, the device synchronised around it."""
+    from .__main__ import _timed
+
+    return _timed(fn, device, 1)
 
 
-def matmul_rate(device, dtype, n=4096, repeats=5) -> float:
-    """Measured matrix-product rate (GFLOP/s) of ``dtype`` on ``device``: the best of ``repeats``."""
-    n = n if device.type == "cuda" else 1024
-    a = torch.randn(n, n, device=device).to(dtype)
-    b = torch.randn(n, n, device=device).to(dtype)
-    a @ b
-    best = min(_seconds(lambda: a @ b, device)[0] for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+def _matmul_rate(device, dtype) -> float:
+    from .__main__ import matmul_rate
+
+    return matmul_rate(device, n=4096 if device.type == "cuda" else 1024, dtype=dtype)
 
 
 def check_sinkhorn(device, n, k, lam=25.0, tol=0.1) -> dict:
@@ -87,7 +77,7 @@ def check_kmeans(device, n, d, k, iters=20) -> dict:
     x = torch.randn(n, d, generator=g, device=device)
     kmeans(x[: min(n, 20 * k)], k, iters=2)  # warm-up
     t, res = _seconds(lambda: kmeans(x, k, iters=iters, tol=0.0), device)
-    peak = matmul_rate(device, torch.float32)
+    peak = _matmul_rate(device, torch.float32)
     rate = 2 * n * d * k * (res.iterations + 1) / t / 1e9
     return {"N": n, "D": d, "K": k, "iterations": res.iterations, "seconds": t, "inertia": res.inertia,
             "assignment_GFLOP_per_s": rate, "fp32_matmul_GFLOP_per_s": peak, "fraction_of_matmul": rate / peak}
@@ -121,7 +111,7 @@ def check_training(device, methods, quick) -> list[dict]:
 
     steps = (QUICK if quick else FULL)["backbone_steps"]
     peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    peak = matmul_rate(device, peak_dtype)
+    peak = _matmul_rate(device, peak_dtype)
     rows = []
     for name in methods:
         preset = "lab" if quick else "cifar10"
