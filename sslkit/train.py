@@ -17,6 +17,7 @@ Examples:
     python -m sslkit.train --method=sela --preset=cifar10 --device=cuda --precision=bf16
     python -m sslkit.train --method=sela --help        # every option, its default and meaning, the presets
     python -m sslkit.train --method=npid --preset=lab --dataset=~/pets.tar.gz --subset=full   # any image folder
+    python -m sslkit.train --config=runs/sela-cifar10-lab/config.json --seed=1    # a stored run's config, changed
     torchrun --nproc_per_node=8 -m sslkit.train --method=swav --preset=cifar10 --device=cuda
 """
 
@@ -29,7 +30,8 @@ from pathlib import Path
 
 import typing
 
-from .config import ConfigError, TrainConfig, _fields, apply_preset, field_help, parse_overrides, presets_for, set_value
+from .config import (ConfigError, TrainConfig, _fields, apply_preset, config_from_dict, field_help, parse_overrides,
+                     presets_for, set_value)
 
 
 def _option_lines(obj, skip=()) -> list[str]:
@@ -64,6 +66,20 @@ def build_config(argv: list[str]) -> tuple[TrainConfig, str, bool]:
     args = [a for a in argv if a not in ("-h", "--help")]
     wants_help = len(args) != len(argv)
     opts = parse_overrides(args)
+    source = opts.pop("config", None)
+    if source is not None:  # a stored run's config.json (e.g. a line of chapters/results/runs.jsonl), then overrides
+        try:
+            saved = json.loads(Path(source).expanduser().read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--config={source}: cannot read a config.json there ({exc})") from None
+        if opts.get("method", saved.get("method")) != saved.get("method"):
+            raise ConfigError(f"--config={source} is a {saved.get('method')} run; leave --method out")
+        opts.pop("method", None)
+        cfg = config_from_dict(saved)
+        cfg.output_dir = ""
+        for key, value in opts.items():
+            set_value(cfg, key, value)
+        return cfg, "config", wants_help
     method = opts.pop("method", None)
     if method is None:
         if wants_help:

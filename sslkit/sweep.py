@@ -1,0 +1,390 @@
+"""A grid of runs through ``python -m sslkit.train``, and one results table from them.
+
+    python -m sslkit.sweep run --methods random supervised sela deepcluster swav npid \\
+        --datasets cifar10 cifar100 --seeds 0 1 2 --budget lab
+    python -m sslkit.sweep table             # mean +- std per (dataset, budget, method), from the stored runs
+    python -m sslkit.sweep readme            # rewrite the README's results table from the same source
+
+Each cell of the grid (method, dataset, budget, seed) is one run directory under ``--root``
+(``runs/sweep/<dataset>-<budget>/<method>-seed<S>``), trained by ``sslkit.train``'s own
+command in a child process. A finished run (``results.json``) is skipped; a killed one is
+resumed from its checkpoint by the same command. After each run its line is written into
+``--results`` (``chapters/results/runs.jsonl``: one run per line, with the run's whole
+config, so any line is re-run by ``python -m sslkit.sweep rerun LINE``), and the table is
+rewritten beside it (``table.json``, ``table.csv``, ``table.md``).
+
+A **budget** gives every method the same number of epochs of its ``lab`` preset (the
+chapters' runs) -- the one thing that differs between methods is the method. ``random`` is
+the untrained ConvNet of the supervised preset (no training: the floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["BUDGETS", "Cell", "plan", "run_cell", "summarise_run", "read_results", "write_results",
+           "results_table", "table_markdown", "readme_table", "update_readme", "main"]
+
+BUDGETS = {  # name -> (preset, epochs): the same epochs for every method
+    "lab": ("lab", 12),
+    "long": ("lab", 100),
+}
+RANDOM = "random"  # the untrained network: no training, the same evaluation
+RESULTS = Path("chapters/results/runs.jsonl")
+README_BEGIN, README_END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
+UMAP_POINTS = 1000  # test images embedded per run for the chapter's side-by-side UMAPs
+
+
+@dataclass
+class Cell:
+    method: str
+    dataset: str
+    budget: str
+    seed: int
+    extra: list[str] = field(default_factory=list)  # further --key=value options for sslkit.train
+
+    @property
+    def key(self) -> tuple:
+        return self.method, self.dataset, self.budget, self.seed
+
+    def run_dir(self, root: Path) -> Path:
+        return Path(root) / f"{self.dataset}-{self.budget}" / f"{self.method}-seed{self.seed}"
+
+    def train_args(self, root: Path) -> list[str]:
+        preset, epochs = BUDGETS[self.budget]
+        return [f"--method={self.method}", f"--preset={preset}", f"--epochs={epochs}", f"--seed={self.seed}",
+                f"--dataset={self.dataset}", f"--output_dir={self.run_dir(root)}", *self.extra]
+
+
+def plan(methods, datasets, seeds, budget: str, extra=()) -> list[Cell]:
+    """Every (method, dataset, seed) of the grid; checked before any run starts."""
+    from .methods import METHODS
+
+    if budget not in BUDGETS:
+        raise SystemExit(f"sslkit.sweep: unknown --budget={budget}; choose one of {sorted(BUDGETS)}")
+    for m in methods:
+        if m != RANDOM and m not in METHODS:
+            raise SystemExit(f"sslkit.sweep: unknown method {m!r}; choose among {[RANDOM, *sorted(METHODS)]}")
+    return [Cell(m, d, budget, int(s), list(extra)) for d in datasets for s in seeds for m in methods]
+
+
+def _random_run(cell: Cell, root: Path, device: str) -> None:
+    """The untrained ConvNet of the supervised lab preset, evaluated like a trained run."""
+    from .config import TrainConfig, apply_preset
+    from .eval import evaluate_method
+    from .methods import METHODS, build_method
+    from .runs import git_sha
+    from .train import load_data
+
+    cfg = apply_preset(TrainConfig(method="supervised", params=METHODS["supervised"].Params()),
+                       BUDGETS[cell.budget][0])
+    cfg.dataset, cfg.seed, cfg.epochs, cfg.device = cell.dataset, cell.seed, 1, device
+    train, test = load_data(cfg)
+    method = build_method(cfg, len(train))
+    results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
+                              knn_temperature=cfg.knn_temperature)
+    results.pop("heads", None), results.pop("best_head_nmi", None)  # a random classifier is not a clustering
+    out = cell.run_dir(root)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.epochs = 0
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    (out / "git_sha.txt").write_text(git_sha() + "\n")
+    results["device"] = device
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+
+
+def run_cell(cell: Cell, root: Path, device: str = "cpu") -> float:
+    """Train (or resume) one cell through ``sslkit.train``; seconds spent. Raises on failure."""
+    t0 = time.time()
+    if cell.method == RANDOM:
+        _random_run(cell, root, device)
+        return time.time() - t0
+    cmd = [sys.executable, "-m", "sslkit.train", *cell.train_args(root), f"--device={device}"]
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise RuntimeError(f"run failed (exit {proc.returncode}): {' '.join(cmd)}")
+    return time.time() - t0
+
+
+def _cluster_summary(method, test) -> dict:
+    """Clusters against classes on the test images, for the best head (highest NMI)."""
+    from .eval import clustering_metrics, contingency
+
+    heads = method.predict_clusters(test.images)
+    if not heads:
+        return {}
+    scores = [clustering_metrics(h.cpu(), test.labels.cpu()) for h in heads]
+    best = max(range(len(heads)), key=lambda i: scores[i]["nmi"])
+    k = int(heads[best].max()) + 1
+    table = contingency(heads[best].cpu(), test.labels.cpu())  # used clusters x classes
+    per_class = table / table.sum(0, keepdim=True)
+    # how each class is spread: its largest cluster's share, and how many clusters hold >= 10 % of it
+    out = {"nmi": scores[best]["nmi"], "ari": scores[best]["ari"], "cluster_acc": scores[best]["acc"],
+           "num_clusters": k, "used_clusters": int(table.shape[0]),
+           "class_top_share": [round(float(v), 4) for v in per_class.max(0).values],
+           "class_clusters_10pct": [int(v) for v in (per_class >= 0.1).sum(0)]}
+    if table.shape[1] <= 20:  # the whole table for small class counts (CIFAR-10, SVHN)
+        out["contingency"] = table.long().tolist()
+    return out
+
+
+def summarise_run(cell: Cell, root: Path, umap: bool = False) -> dict:
+    """One line of runs.jsonl from a finished run directory."""
+    import platform
+
+    import torch
+
+    out = cell.run_dir(root)
+    cfg = json.loads((out / "config.json").read_text())
+    res = json.loads((out / "results.json").read_text())
+    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()] \
+        if (out / "metrics.jsonl").exists() else []
+    elapsed = 0.0
+    curve = []
+    for rec in metrics:
+        elapsed += rec.get("epoch_time_s", 0.0)
+        curve.append({"epoch": rec["epoch"], "time_s": round(elapsed, 2), "knn_acc": rec.get("knn_acc"),
+                      "loss": rec.get("loss")})
+    line = {"method": cell.method, "dataset": cell.dataset, "budget": cell.budget, "epochs": cfg["epochs"],
+            "seed": cell.seed, "knn_acc": res["knn_acc"], "linear_acc": res.get("linear_acc"),
+            "wall_s": round(elapsed, 2),
+            "images_per_s": round(sum(r["images_per_s"] for r in metrics) / len(metrics), 1) if metrics else None,
+            "device": res.get("device", "cpu"),
+            "device_name": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "git_sha": (out / "git_sha.txt").read_text().strip(),
+            "train_images": res.get("train_images"), "test_images": res.get("test_images"),
+            "curve": curve, "config": cfg}
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [x.split(":", 1)[1].strip() for x in f if x.startswith("model name")]
+        line["device_name"] = names[0] if names else line["device_name"]
+    except OSError:
+        pass
+    if cell.method != RANDOM:
+        from .config import config_from_dict
+        from .runs import load_run
+        from .train import load_data
+
+        method, _, _ = load_run(out)
+        train, test = load_data(config_from_dict(cfg))
+        line.update(_cluster_summary(method.eval(), test))
+        if umap:
+            line["umap"] = _umap_points(method, test)
+    return line
+
+
+def _umap_points(method, test) -> dict:
+    from .backbones import extract_features
+    from .eval import embed_umap
+
+    n = min(UMAP_POINTS, len(test))
+    idx = torch_linspace_indices(len(test), n)
+    feats = extract_features(method.backbone, test.images[idx])
+    xy = embed_umap(feats, seed=0)
+    heads = method.predict_clusters(test.images[idx]) or []
+    return {"index": idx.tolist(), "xy": [[round(float(a), 3), round(float(b), 3)] for a, b in xy],
+            "labels": test.labels[idx].tolist(), "clusters": heads[0].tolist() if heads else None}
+
+
+def torch_linspace_indices(total: int, n: int):
+    import torch
+
+    return torch.linspace(0, total - 1, n).round().long()
+
+
+def read_results(path: Path = RESULTS) -> list[dict]:
+    path = Path(path)
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
+def write_results(lines: list[dict], path: Path = RESULTS) -> None:
+    """runs.jsonl (sorted, one run per line) and the table beside it as JSON, CSV and Markdown."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    order = {m: i for i, m in enumerate([RANDOM, "supervised", "sela", "deepcluster", "swav", "npid"])}
+    lines = sorted(lines, key=lambda r: (r["dataset"], r["budget"], order.get(r["method"], 99), r["seed"]))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    os.replace(tmp, path)
+    table = results_table(lines)
+    (path.parent / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+    with open(path.parent / "table.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["method"])
+        w.writeheader()
+        w.writerows(table)
+    (path.parent / "table.md").write_text(table_markdown(table) + "\n")
+
+
+def _mean_std(values) -> tuple[float | None, float | None]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    m = sum(values) / len(values)
+    s = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return round(m, 2), round(s, 2)
+
+
+def results_table(lines: list[dict]) -> list[dict]:
+    """Mean and (sample) standard deviation over seeds, per (dataset, budget, method)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in lines:
+        groups.setdefault((r["dataset"], r["budget"], r["method"]), []).append(r)
+    rows = []
+    for (dataset, budget, method), rs in groups.items():
+        row = {"dataset": dataset, "budget": budget, "method": method, "epochs": rs[0]["epochs"], "seeds": len(rs)}
+        for key in ("knn_acc", "linear_acc", "nmi", "ari", "cluster_acc", "wall_s", "images_per_s"):
+            row[key], row[key + "_std"] = _mean_std(r.get(key) for r in rs)
+        row["device"] = ", ".join(sorted({r.get("device_name") or r["device"] for r in rs}))
+        row["git_sha"] = ", ".join(sorted({r["git_sha"][:12] for r in rs}))
+        rows.append(row)
+    return rows
+
+
+NAMES = {RANDOM: "random ConvNet (untrained)", "supervised": "supervised (labels: the ceiling)", "sela": "SeLa",
+         "deepcluster": "DeepCluster", "swav": "SwAV", "npid": "NPID (instance discrimination)"}
+
+
+def _pm(row, key, digits=1):
+    if row.get(key) is None:
+        return "–"
+    return f"{row[key]:.{digits}f} ± {row[key + '_std']:.{digits}f}" if row["seeds"] > 1 else f"{row[key]:.{digits}f}"
+
+
+def table_markdown(table: list[dict]) -> str:
+    head = ("| data | budget | method | seeds | kNN top-1 (%) | linear probe (%) | NMI of clusters (%) "
+            "| cluster accuracy (%) | training time (s) |\n|---|---|---|---|---|---|---|---|---|")
+    body = []
+    for row in table:
+        nmi = dict(row, nmi=None if row["nmi"] is None else 100 * row["nmi"],
+                   nmi_std=None if row["nmi_std"] is None else 100 * row["nmi_std"])
+        seeds = f"{row['seeds']}" + (" (single run)" if row["seeds"] == 1 else "")
+        body.append(f"| {row['dataset']} | {row['budget']}, {row['epochs']} epochs | {NAMES.get(row['method'], row['method'])} "
+                    f"| {seeds} | {_pm(row, 'knn_acc')} | {_pm(row, 'linear_acc')} | {_pm(nmi, 'nmi')} "
+                    f"| {_pm(row, 'cluster_acc')} | {_pm(row, 'wall_s', 0)} |")
+    return head + "\n" + "\n".join(body)
+
+
+def readme_table(results: Path = RESULTS) -> str:
+    """The README's block: the table and the machines that produced it, from the stored runs."""
+    lines = read_results(results)
+    devices = sorted({f"{r.get('device_name') or r['device']} ({r.get('threads')} threads)" for r in lines})
+    return (f"{README_BEGIN}\n{table_markdown(results_table(lines))}\n\n"
+            f"Mean ± standard deviation over seeds, from `{results}` ({len(lines)} runs; "
+            f"device: {'; '.join(devices)}). Generated by `python -m sslkit.sweep readme`.\n{README_END}")
+
+
+def update_readme(readme: Path = Path("README.md"), results: Path = RESULTS) -> bool:
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise SystemExit(f"{readme} has no {README_BEGIN} ... {README_END} block")
+    a, rest = text.split(README_BEGIN, 1)
+    _, b = rest.split(README_END, 1)
+    new = a + readme_table(results) + b
+    changed = new != text
+    readme.write_text(new)
+    return changed
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def sweep(cells: list[Cell], root: Path, results: Path, device: str = "cpu", umap_seed: int | None = 0) -> None:
+    lines = {tuple(r[k] for k in ("method", "dataset", "budget", "seed")): r for r in read_results(results)}
+    t_start, done_here = time.time(), 0
+    for i, cell in enumerate(cells, 1):
+        out = cell.run_dir(root)
+        finished = (out / "results.json").exists()
+        if finished and cell.key in lines:
+            print(f"[{i}/{len(cells)}] {cell.method} {cell.dataset} {cell.budget} seed {cell.seed}: done, skipped",
+                  flush=True)
+            continue
+        left = len(cells) - i + 1
+        eta = (time.time() - t_start) / done_here * left if done_here else None
+        print(f"[{i}/{len(cells)}] {cell.method} {cell.dataset} {cell.budget} seed {cell.seed} -> {out}"
+              + (f" (ETA for the {left} left: {_fmt(eta)})" if eta else ""), flush=True)
+        if not finished:
+            run_cell(cell, root, device)
+            done_here += 1
+        umap = cell.seed == umap_seed and cell.method != RANDOM and cell.dataset in ("cifar10", "svhn")  # 10 classes
+        lines[cell.key] = summarise_run(cell, root, umap=umap)
+        write_results(list(lines.values()), results)
+    print(f"sslkit.sweep: {len(cells)} runs in {root}; results {results} and {results.parent / 'table.md'} "
+          f"({_fmt(time.time() - t_start)})")
+
+
+def rerun(line: dict, root: Path, device: str = "cpu") -> int:
+    """Train a stored line again from its own config (``sslkit.train --config``) and print both results."""
+    cell = Cell(line["method"], line["dataset"], line["budget"], line["seed"])
+    out = cell.run_dir(root)
+    if cell.method == RANDOM:
+        _random_run(cell, root, device)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        source = out.parent / f"{out.name}.source-config.json"
+        source.write_text(json.dumps(line["config"], indent=2))
+        cmd = [sys.executable, "-m", "sslkit.train", f"--config={source}", f"--output_dir={out}", f"--device={device}"]
+        print(" ".join(cmd), flush=True)
+        if subprocess.run(cmd).returncode != 0:
+            return 1
+    res = json.loads((out / "results.json").read_text())
+    print(f"stored: kNN {line['knn_acc']:.2f}%, linear {line['linear_acc']:.2f}%; "
+          f"rerun: kNN {res['knn_acc']:.2f}%, linear {res['linear_acc']:.2f}%")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sslkit.sweep", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train the grid (skips finished runs, resumes killed ones)")
+    r.add_argument("--methods", nargs="+", default=[RANDOM, "supervised", "sela", "deepcluster", "swav", "npid"])
+    r.add_argument("--datasets", nargs="+", default=["cifar10"])
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--budget", default="lab", help=f"one of {sorted(BUDGETS)}: " +
+                   ", ".join(f"{k}: the {v[0]} preset for {v[1]} epochs" for k, v in BUDGETS.items()))
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--root", type=Path, default=Path("runs/sweep"))
+    r.add_argument("--results", type=Path, default=RESULTS)
+    r.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    r.add_argument("extra", nargs="*", help="further --key=value options for every run (after --)")
+    t = sub.add_parser("table", help="print the results table (Markdown) from --results")
+    t.add_argument("--results", type=Path, default=RESULTS)
+    m = sub.add_parser("readme", help="rewrite README.md's results table from --results")
+    m.add_argument("--results", type=Path, default=RESULTS)
+    m.add_argument("--readme", type=Path, default=Path("README.md"))
+    q = sub.add_parser("rerun", help="train line N (1-based) of --results again from its stored config, and "
+                       "compare with the stored numbers")
+    q.add_argument("line", type=int)
+    q.add_argument("--results", type=Path, default=RESULTS)
+    q.add_argument("--root", type=Path, default=Path("runs/rerun"))
+    q.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    if args.cmd == "table":
+        print(table_markdown(results_table(read_results(args.results))))
+    elif args.cmd == "readme":
+        print("README.md " + ("updated" if update_readme(args.readme, args.results) else "already up to date"))
+    elif args.cmd == "rerun":
+        return rerun(read_results(args.results)[args.line - 1], args.root, args.device)
+    else:
+        cells = plan(args.methods, args.datasets, args.seeds, args.budget, args.extra)
+        if args.dry_run:
+            for c in cells:
+                print("python -m sslkit.train " + " ".join(c.train_args(args.root)) if c.method != RANDOM
+                      else f"(random) {c.dataset} seed {c.seed}")
+            return 0
+        sweep(cells, args.root, args.results, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
