@@ -8,7 +8,7 @@ from . import augment, dist, nce
 from .augment import AugmentConfig, augment as augment_batch, multi_crop, to_float
 from .backbones import DATASET_STATS, Backbone, Sobel, build_backbone, extract_features
 from .cluster import PCA, KMeansResult, fit_pca, kmeans, uniform_cluster_sampler
-from .config import ConfigError, TrainConfig, apply_preset, parse_overrides, presets_for, set_value
+from .config import ConfigError, TrainConfig, apply_preset, config_from_dict, parse_overrides, presets_for, set_value
 from .device import pick_device, seed_everything, setup_notebook
 from .engine import fit, knn_monitor
 from .eval import (ari, cluster_report, cluster_sizes, clustering_metrics, embed_umap, evaluate_method,
@@ -21,6 +21,7 @@ from .nce import (exact_instance_loss, exact_normalizer, init_memory_bank, monte
                   nce_loss, nce_scores, proximal_term, sample_noise, update_memory_bank)
 from .optim import LARS, lr_at, make_optimizer
 from .runs import RunDir, evaluate_run, git_sha, load_run, method_from_checkpoint
+from .sweep import read_results, results_table, table_markdown
 from .transport import (SinkhornResult, balanced_rounding, cluster_capacities, exact_transport, sela_labels,
                         sinkhorn, swav_codes)
 
@@ -34,11 +35,13 @@ __all__ = [
     # networks
     "build_backbone", "Backbone", "Sobel", "extract_features", "DATASET_STATS",
     # configuration and training
-    "TrainConfig", "ConfigError", "apply_preset", "set_value", "parse_overrides", "presets_for",
+    "TrainConfig", "ConfigError", "apply_preset", "config_from_dict", "set_value", "parse_overrides", "presets_for",
     "build_method", "fit", "knn_monitor", "LARS", "make_optimizer", "lr_at",
     "METHODS", "Method", "EpochContext", "RunDir", "git_sha",
     "load_run", "evaluate_run", "method_from_checkpoint",
     "dist",
+    # stored results of sweeps (chapter 07)
+    "read_results", "results_table", "table_markdown",
     # optimal transport
     "sinkhorn", "SinkhornResult", "swav_codes", "sela_labels", "balanced_rounding", "cluster_capacities",
     "exact_transport",

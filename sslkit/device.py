@@ -48,7 +48,7 @@ def setup_notebook(seed: int = 0, device: str | None = None, threads: int | None
     try:
         import matplotlib
 
-        matplotlib.rcParams.update({"figure.dpi": 72, "figure.figsize": (6, 3.5),
+        matplotlib.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "figure.figsize": (6, 3.5),
                                     "axes.grid": True, "grid.alpha": 0.3})
     except ImportError:  # plotting is optional for scripts
         pass

@@ -25,13 +25,14 @@ import csv
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BUDGETS", "Cell", "plan", "run_cell", "summarise_run", "read_results", "write_results",
+__all__ = ["BUDGETS", "Cell", "plan", "sweep", "rerun", "run_cell", "summarise_run", "read_results", "write_results",
            "results_table", "table_markdown", "readme_table", "update_readme", "main"]
 
 BUDGETS = {  # name -> (preset, epochs): the same epochs for every method
@@ -79,7 +80,7 @@ def plan(methods, datasets, seeds, budget: str, extra=()) -> list[Cell]:
 
 def _random_run(cell: Cell, root: Path, device: str) -> None:
     """The untrained ConvNet of the supervised lab preset, evaluated like a trained run."""
-    from .config import TrainConfig, apply_preset
+    from .config import TrainConfig, apply_preset, parse_overrides, set_value
     from .eval import evaluate_method
     from .methods import METHODS, build_method
     from .runs import git_sha
@@ -87,6 +88,9 @@ def _random_run(cell: Cell, root: Path, device: str) -> None:
 
     cfg = apply_preset(TrainConfig(method="supervised", params=METHODS["supervised"].Params()),
                        BUDGETS[cell.budget][0])
+    for key, value in parse_overrides(cell.extra).items():  # the grid's options that concern data and evaluation
+        if key in ("subset", "knn_k", "knn_temperature", "backbone"):
+            set_value(cfg, key, value)
     cfg.dataset, cfg.seed, cfg.epochs, cfg.device = cell.dataset, cell.seed, 1, device
     train, test = load_data(cfg)
     method = build_method(cfg, len(train))
@@ -102,16 +106,22 @@ def _random_run(cell: Cell, root: Path, device: str) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2))
 
 
-def run_cell(cell: Cell, root: Path, device: str = "cpu") -> float:
-    """Train (or resume) one cell through ``sslkit.train``; seconds spent. Raises on failure."""
+def run_cell(cell: Cell, root: Path, device: str = "cpu", inprocess: bool = False) -> float:
+    """Train (or resume) one cell through ``sslkit.train`` -- in a child process, or with ``inprocess`` in
+    this one (``sslkit.train.main``, the same code); seconds spent. Raises on failure."""
     t0 = time.time()
     if cell.method == RANDOM:
         _random_run(cell, root, device)
         return time.time() - t0
-    cmd = [sys.executable, "-m", "sslkit.train", *cell.train_args(root), f"--device={device}"]
-    proc = subprocess.run(cmd)
-    if proc.returncode != 0:
-        raise RuntimeError(f"run failed (exit {proc.returncode}): {' '.join(cmd)}")
+    args = [*cell.train_args(root), f"--device={device}"]
+    if inprocess:
+        from .train import main as train_main
+
+        code = train_main(args)
+    else:
+        code = subprocess.run([sys.executable, "-m", "sslkit.train", *args]).returncode
+    if code != 0:
+        raise RuntimeError(f"run failed (exit {code}): python -m sslkit.train {' '.join(args)}")
     return time.time() - t0
 
 
@@ -156,7 +166,9 @@ def summarise_run(cell: Cell, root: Path, umap: bool = False) -> dict:
                       "loss": rec.get("loss")})
     line = {"method": cell.method, "dataset": cell.dataset, "budget": cell.budget, "epochs": cfg["epochs"],
             "seed": cell.seed, "knn_acc": res["knn_acc"], "linear_acc": res.get("linear_acc"),
-            "wall_s": round(elapsed, 2),
+            "wall_s": round(elapsed, 2),  # the epochs' measured times, summed
+            # epochs x the median epoch time: robust to a few epochs slowed by other jobs on a shared machine
+            "train_s": round(len(metrics) * statistics.median(r["epoch_time_s"] for r in metrics), 2) if metrics else 0.0,
             "images_per_s": round(sum(r["images_per_s"] for r in metrics) / len(metrics), 1) if metrics else None,
             "device": res.get("device", "cpu"),
             "device_name": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
@@ -241,7 +253,7 @@ def results_table(lines: list[dict]) -> list[dict]:
     rows = []
     for (dataset, budget, method), rs in groups.items():
         row = {"dataset": dataset, "budget": budget, "method": method, "epochs": rs[0]["epochs"], "seeds": len(rs)}
-        for key in ("knn_acc", "linear_acc", "nmi", "ari", "cluster_acc", "wall_s", "images_per_s"):
+        for key in ("knn_acc", "linear_acc", "nmi", "ari", "cluster_acc", "wall_s", "train_s", "images_per_s"):
             row[key], row[key + "_std"] = _mean_std(r.get(key) for r in rs)
         row["device"] = ", ".join(sorted({r.get("device_name") or r["device"] for r in rs}))
         row["git_sha"] = ", ".join(sorted({r["git_sha"][:12] for r in rs}))
@@ -261,7 +273,7 @@ def _pm(row, key, digits=1):
 
 def table_markdown(table: list[dict]) -> str:
     head = ("| data | budget | method | seeds | kNN top-1 (%) | linear probe (%) | NMI of clusters (%) "
-            "| cluster accuracy (%) | training time (s) |\n|---|---|---|---|---|---|---|---|---|")
+            "| cluster accuracy (%) | training time (s)¹ |\n|---|---|---|---|---|---|---|---|---|")
     body = []
     for row in table:
         nmi = dict(row, nmi=None if row["nmi"] is None else 100 * row["nmi"],
@@ -269,8 +281,10 @@ def table_markdown(table: list[dict]) -> str:
         seeds = f"{row['seeds']}" + (" (single run)" if row["seeds"] == 1 else "")
         body.append(f"| {row['dataset']} | {row['budget']}, {row['epochs']} epochs | {NAMES.get(row['method'], row['method'])} "
                     f"| {seeds} | {_pm(row, 'knn_acc')} | {_pm(row, 'linear_acc')} | {_pm(nmi, 'nmi')} "
-                    f"| {_pm(row, 'cluster_acc')} | {_pm(row, 'wall_s', 0)} |")
-    return head + "\n" + "\n".join(body)
+                    f"| {_pm(row, 'cluster_acc')} | {_pm(row, 'train_s', 0)} |")
+    foot = ("\n\n¹ epochs x the median epoch time (without the evaluation), which a few epochs slowed by other "
+            "jobs on a shared machine do not move; `wall_s` in runs.jsonl is the measured sum.")
+    return head + "\n" + "\n".join(body) + foot
 
 
 def readme_table(results: Path = RESULTS) -> str:
@@ -278,7 +292,7 @@ def readme_table(results: Path = RESULTS) -> str:
     lines = read_results(results)
     devices = sorted({f"{r.get('device_name') or r['device']} ({r.get('threads')} threads)" for r in lines})
     return (f"{README_BEGIN}\n{table_markdown(results_table(lines))}\n\n"
-            f"Mean ± standard deviation over seeds, from `{results}` ({len(lines)} runs; "
+            f"Mean ± standard deviation over seeds, from `{RESULTS}` ({len(lines)} runs; "
             f"device: {'; '.join(devices)}). Generated by `python -m sslkit.sweep readme`.\n{README_END}")
 
 
@@ -298,7 +312,9 @@ def _fmt(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def sweep(cells: list[Cell], root: Path, results: Path, device: str = "cpu", umap_seed: int | None = 0) -> None:
+def sweep(cells: list[Cell], root: Path, results: Path, device: str = "cpu", umap_seed: int | None = 0,
+          inprocess: bool = False) -> None:
+    """Run every cell not yet finished, in order, writing its line and the table after each."""
     lines = {tuple(r[k] for k in ("method", "dataset", "budget", "seed")): r for r in read_results(results)}
     t_start, done_here = time.time(), 0
     for i, cell in enumerate(cells, 1):
@@ -313,7 +329,7 @@ def sweep(cells: list[Cell], root: Path, results: Path, device: str = "cpu", uma
         print(f"[{i}/{len(cells)}] {cell.method} {cell.dataset} {cell.budget} seed {cell.seed} -> {out}"
               + (f" (ETA for the {left} left: {_fmt(eta)})" if eta else ""), flush=True)
         if not finished:
-            run_cell(cell, root, device)
+            run_cell(cell, root, device, inprocess)
             done_here += 1
         umap = cell.seed == umap_seed and cell.method != RANDOM and cell.dataset in ("cifar10", "svhn")  # 10 classes
         lines[cell.key] = summarise_run(cell, root, umap=umap)
@@ -357,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--results", type=Path, default=RESULTS)
     r.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     r.add_argument("extra", nargs="*", help="further --key=value options for every run (after --)")
+    u = sub.add_parser("summarise", help="rewrite the lines of --results from their run directories (no training)")
+    u.add_argument("--root", type=Path, default=Path("runs/sweep"))
+    u.add_argument("--results", type=Path, default=RESULTS)
     t = sub.add_parser("table", help="print the results table (Markdown) from --results")
     t.add_argument("--results", type=Path, default=RESULTS)
     m = sub.add_parser("readme", help="rewrite README.md's results table from --results")
@@ -369,6 +388,15 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--root", type=Path, default=Path("runs/rerun"))
     q.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
+    if args.cmd == "summarise":
+        lines = read_results(args.results)
+        fresh = []
+        for line in lines:
+            cell = Cell(line["method"], line["dataset"], line["budget"], line["seed"])
+            fresh.append(summarise_run(cell, args.root, umap="umap" in line))
+            print(f"{cell.method} {cell.dataset} {cell.budget} seed {cell.seed}: summarised", flush=True)
+        write_results(fresh, args.results)
+        return 0
     if args.cmd == "table":
         print(table_markdown(results_table(read_results(args.results))))
     elif args.cmd == "readme":

@@ -1,0 +1,122 @@
+"""The sweep: a grid through sslkit.train's own code, stored lines, the table and the README's copy of it."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from sslkit import sweep as sw
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plan_refuses_unknown_names_before_any_run():
+    with pytest.raises(SystemExit, match="unknown method 'simclr'"):
+        sw.plan(["sela", "simclr"], ["cifar10"], [0], "lab")
+    with pytest.raises(SystemExit, match="unknown --budget=huge"):
+        sw.plan(["sela"], ["cifar10"], [0], "huge")
+    cells = sw.plan(["random", "swav"], ["cifar10", "svhn"], [0, 1], "lab")
+    assert len(cells) == 8 and {c.budget for c in cells} == {"lab"}
+    # every method of a budget gets the same epochs of its lab preset
+    assert all("--epochs=12" in c.train_args(Path("r")) for c in cells)
+
+
+def test_table_is_mean_and_sample_std_over_seeds():
+    lines = [{"dataset": "d", "budget": "lab", "method": "sela", "epochs": 12, "seed": s, "knn_acc": k,
+              "linear_acc": l, "wall_s": w, "images_per_s": 100.0, "device": "cpu", "device_name": "cpu X",
+              "git_sha": "abc"} for s, k, l, w in ((0, 40.0, 50.0, 10.0), (1, 42.5, 51.0, 12.0), (2, 41.0, 55.0, 11.0))]
+    (row,) = sw.results_table(lines)
+    assert row["seeds"] == 3
+    assert row["knn_acc"] == round(statistics.mean([40.0, 42.5, 41.0]), 2)
+    assert row["knn_acc_std"] == round(statistics.stdev([40.0, 42.5, 41.0]), 2)
+    assert row["linear_acc_std"] == round(statistics.stdev([50.0, 51.0, 55.0]), 2)
+    assert row["nmi"] is None
+    md = sw.table_markdown([row])
+    assert "41.2 ± 1.3" in md and "| SeLa |" in md
+
+
+def _summary_keys(line):
+    for key in ("method", "dataset", "budget", "epochs", "seed", "knn_acc", "linear_acc", "wall_s", "device",
+                "git_sha", "config"):
+        assert key in line, key
+
+
+def test_sweep_trains_skips_and_resumes(tmp_path, image_folder_tar, monkeypatch):
+    """Two methods on a tiny image folder: lines written with their configs; a second sweep skips
+    every finished run; a run whose results were lost is finished from its checkpoint, not retrained."""
+    path, ref = image_folder_tar
+    extra = ["--subset=full", "--epochs=1", "--batch_size=4", "--knn_k=3"]
+    cells = sw.plan(["random", "supervised"], [str(path)], [0, 1], "lab", extra)
+    results = tmp_path / "res" / "runs.jsonl"
+    sw.sweep(cells, tmp_path / "root", results, inprocess=True)
+    lines = sw.read_results(results)
+    assert [(r["method"], r["seed"]) for r in lines] == [("random", 0), ("random", 1), ("supervised", 0),
+                                                         ("supervised", 1)]
+    for line in lines:
+        _summary_keys(line)
+        assert line["train_images"] == len(ref["train"][1]) and line["test_images"] == len(ref["test"][1])
+    sup = [r for r in lines if r["method"] == "supervised"]
+    assert all(r["epochs"] == 1 and len(r["curve"]) == 1 and r["config"]["seed"] == r["seed"] for r in sup)
+    assert sup[0]["config"]["batch_size"] == 4
+    table = json.loads((results.parent / "table.json").read_text())
+    assert {(r["method"], r["seeds"]) for r in table} == {("random", 2), ("supervised", 2)}
+    assert (results.parent / "table.csv").read_text().startswith("dataset,budget,method")
+    assert "| supervised (labels: the ceiling) |" in (results.parent / "table.md").read_text()
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(sw, "run_cell", no_training)
+    sw.sweep(cells, tmp_path / "root", results, inprocess=True)  # everything finished: skipped
+    assert sw.read_results(results) == lines
+    monkeypatch.undo()
+    # a run killed after its last checkpoint but before its evaluation: resumed, not restarted
+    run = cells[-1].run_dir(tmp_path / "root")
+    (run / "results.json").unlink()
+    before = (run / "checkpoints" / "last.pt").stat().st_mtime_ns
+    sw.sweep(cells, tmp_path / "root", results, inprocess=True)
+    assert (run / "results.json").exists()
+    assert (run / "checkpoints" / "last.pt").stat().st_mtime_ns == before  # no epoch trained again
+    assert [{k: v for k, v in r.items() if k != "git_sha"} for r in sw.read_results(results)] == \
+        [{k: v for k, v in r.items() if k != "git_sha"} for r in lines]
+    # any stored line is re-run from its own config by one command: the same numbers (CPU, same code)
+    line = sw.read_results(results)[2]
+    assert sw.main(["rerun", "3", "--results", str(results), "--root", str(tmp_path / "again")]) == 0
+    again = json.loads((sw.Cell(line["method"], line["dataset"], "lab", line["seed"]).run_dir(tmp_path / "again")
+                        / "results.json").read_text())
+    assert (again["knn_acc"], again["linear_acc"]) == (line["knn_acc"], line["linear_acc"])
+
+
+def test_svhn_runs_through_the_sweep_on_official_mat_files(tmp_path, tiny_official):
+    """SVHN in the official .mat format (tiny files the fixture writes) through the sweep's own path."""
+    extra = ["--subset=full", "--epochs=1", "--batch_size=5", "--knn_k=3"]
+    cells = sw.plan(["random", "supervised"], ["svhn"], [0], "lab", extra)
+    results = tmp_path / "runs.jsonl"
+    sw.sweep(cells, tmp_path / "root", results, inprocess=True, umap_seed=None)
+    lines = sw.read_results(results)
+    assert [r["dataset"] for r in lines] == ["svhn", "svhn"]
+    assert lines[1]["train_images"] == len(tiny_official["svhn"]["train"][1])
+
+
+def test_readme_table_is_generated_from_the_stored_results():
+    results = ROOT / "chapters" / "results" / "runs.jsonl"
+    readme = (ROOT / "README.md").read_text()
+    assert sw.README_BEGIN in readme, "README.md has no generated results block"
+    block = readme.split(sw.README_BEGIN, 1)[1].split(sw.README_END, 1)[0]
+    expected = sw.readme_table(results).split(sw.README_BEGIN, 1)[1].split(sw.README_END, 1)[0] \
+        if results.exists() else None
+    assert expected is not None, "chapters/results/runs.jsonl is missing"
+    assert block == expected, "README.md's results table differs from the stored runs: python -m sslkit.sweep readme"
+
+
+def test_stored_results_have_the_issue_fields_and_three_seeds_per_lab_cell():
+    lines = sw.read_results(ROOT / "chapters" / "results" / "runs.jsonl")
+    assert lines, "no stored runs"
+    for line in lines:
+        _summary_keys(line)
+    for row in sw.results_table(lines):
+        if row["budget"] == "lab":
+            assert row["seeds"] >= 3, row
