@@ -125,9 +125,12 @@ assert torch.bincount(greedy, minlength=K).max() > N // K   # the greedy labelli
 #
 # ### A picture: blobs of unequal size
 # Points from three blobs, one of them large, and a "network" whose scores are minus the
-# squared distances to three centres. Greedy assignment follows the blobs; optimal
-# transport with equal clusters must move points from the large blob into the others, and
-# does so where it costs least: at the blob's edges.
+# squared distances to three centres. Greedy assignment follows the blobs. Optimal
+# transport with equal clusters must move mass out of the large blob, and it moves it where
+# it costs least in total — which need not mean "the large blob's edge points go to the
+# nearest other cluster". Mass can be passed along a chain: the large blob fills its
+# neighbour's cluster, and the neighbour's own points move on to the next cluster. The cell
+# prints where each blob's points go.
 
 # %%
 x, y = labdata.make_blobs(n=300, k=3, std=0.8, weights=[0.6, 0.2, 0.2], seed=1)
@@ -141,6 +144,13 @@ for ax, lab, title in [(axes[0], scores.argmax(1), "greedy argmax"), (axes[1], b
     ax.set_title(f"{title}: sizes {torch.bincount(lab, minlength=3).tolist()}", fontsize=9)
 fig.tight_layout()
 assert torch.bincount(blob_plan.argmax(1), minlength=3).tolist() == [100, 100, 100]
+ot_lab, greedy_lab = blob_plan.argmax(1), scores.argmax(1)
+for b in range(3):
+    moved = torch.bincount(ot_lab[y == b], minlength=3).tolist()
+    print(f"blob {b} ({int((y == b).sum())} points): greedy clusters {torch.bincount(greedy_lab[y == b], minlength=3).tolist()}"
+          f", equipartition clusters {moved}")
+big = int(torch.bincount(y).argmax())
+assert (ot_lab[y == big] != big).any()  # the large blob has to give points away
 
 # %% [markdown]
 # ## 3. The mutual-information reading
