@@ -295,6 +295,23 @@ print(f"chapter ran in {time.time() - chapter_start:.0f} s")
 #   supervised network shows how far there is to go.
 
 # %% [markdown]
+# ## References
+#
+# * Z. Wu, Y. Xiong, S. X. Yu, D. Lin. *Unsupervised feature learning via non-parametric
+#   instance discrimination.* CVPR 2018 — the weighted kNN evaluation (k = 200, τ = 0.1).
+#   [arXiv:1805.01978](https://arxiv.org/abs/1805.01978); code:
+#   [zhirongw/lemniscate.pytorch](https://github.com/zhirongw/lemniscate.pytorch).
+# * A. Krizhevsky. *Learning multiple layers of features from tiny images.* Tech. report, 2009
+#   (CIFAR-10/100). [PDF](https://www.cs.toronto.edu/~kriz/learning-features-2009-TR.pdf).
+# * Y. Netzer et al. *Reading digits in natural images with unsupervised feature learning.*
+#   NIPS workshop 2011 (SVHN). [dataset page](http://ufldl.stanford.edu/housenumbers/).
+# * A. Strehl, J. Ghosh. *Cluster ensembles.* JMLR 3, 2002 (NMI).
+#   [paper](https://www.jmlr.org/papers/v3/strehl02a.html); L. Hubert, P. Arabie. *Comparing
+#   partitions.* Journal of Classification 2, 1985 (ARI); H. W. Kuhn. *The Hungarian method
+#   for the assignment problem.* 1955 (cluster accuracy).
+# * The data come through [torchvision.datasets](https://pytorch.org/vision/stable/datasets.html).
+
+# %% [markdown]
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace

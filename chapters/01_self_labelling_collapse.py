@@ -268,6 +268,18 @@ assert sk.nmi(labels_ot, y_toy) > 0.8
 #   feature learning with safeguards (DeepCluster) are the two ways out.
 
 # %% [markdown]
+# ## References
+#
+# * Y. M. Asano, C. Rupprecht, A. Vedaldi. *Self-labelling via simultaneous clustering and
+#   representation learning.* ICLR 2020 — section 3 on the degenerate solution of joint
+#   cross-entropy minimisation. [arXiv:1911.05371](https://arxiv.org/abs/1911.05371); code:
+#   [yukimasano/self-label](https://github.com/yukimasano/self-label).
+# * M. Caron, P. Bojanowski, A. Joulin, M. Douze. *Deep clustering for unsupervised learning
+#   of visual features.* ECCV 2018 — section 3.3 on trivial solutions (empty clusters,
+#   trivial parametrisation). [arXiv:1807.05520](https://arxiv.org/abs/1807.05520); code:
+#   [facebookresearch/deepcluster](https://github.com/facebookresearch/deepcluster).
+
+# %% [markdown]
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace

@@ -229,6 +229,20 @@ print("31 images, 5 clusters: integral?", integral(frac_plan, 31))
 #   replaces it by Sinkhorn-Knopp.
 
 # %% [markdown]
+# ## References
+#
+# * Y. M. Asano, C. Rupprecht, A. Vedaldi. *Self-labelling via simultaneous clustering and
+#   representation learning.* ICLR 2020 — the equipartition constraint, the transport
+#   polytope and the mutual-information reading. [arXiv:1911.05371](https://arxiv.org/abs/1911.05371);
+#   code: [yukimasano/self-label](https://github.com/yukimasano/self-label).
+# * M. Cuturi. *Sinkhorn distances: lightspeed computation of optimal transport.* NeurIPS
+#   2013. [arXiv:1306.0895](https://arxiv.org/abs/1306.0895).
+# * G. Peyré, M. Cuturi. *Computational optimal transport.* Foundations and Trends in Machine
+#   Learning, 2019 — the LP, its vertices and the entropic relaxation.
+#   [arXiv:1803.00567](https://arxiv.org/abs/1803.00567); a reference implementation:
+#   [POT](https://pythonot.github.io/).
+
+# %% [markdown]
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace

@@ -205,7 +205,7 @@ def swapped_loss_from_scratch(scores_per_crop, codes, tau):
     return loss / len(codes)
 
 
-from sslkit.methods import swapped_prediction_loss  # noqa: E402  (the library's, used by the method)
+swapped_prediction_loss = sk.swapped_prediction_loss  # the library's, used by the method
 
 g = torch.Generator().manual_seed(0)
 crops = [torch.randn(8, 5, generator=g) for _ in range(4)]

@@ -16,7 +16,7 @@ from .eval import (ari, cluster_report, cluster_sizes, clustering_metrics, embed
                    hungarian_match, knn_accuracy, knn_predict, linear_probe, mutual_information, nmi,
                    plot_cluster_grid, plot_cluster_sizes, plot_curves, plot_embedding, plot_image_grid,
                    plot_umap)
-from .methods import METHODS, EpochContext, Method, build_method
+from .methods import METHODS, EpochContext, Method, build_method, swapped_prediction_loss
 from .nce import (exact_instance_loss, exact_normalizer, init_memory_bank, monte_carlo_normalizer, nce_estimate_error,
                   nce_loss, nce_scores, proximal_term, sample_noise, update_memory_bank)
 from .optim import LARS, lr_at, make_optimizer
@@ -37,7 +37,7 @@ __all__ = [
     # configuration and training
     "TrainConfig", "ConfigError", "apply_preset", "config_from_dict", "set_value", "parse_overrides", "presets_for",
     "build_method", "fit", "knn_monitor", "LARS", "make_optimizer", "lr_at",
-    "METHODS", "Method", "EpochContext", "RunDir", "git_sha",
+    "METHODS", "Method", "EpochContext", "RunDir", "git_sha", "swapped_prediction_loss",
     "load_run", "evaluate_run", "method_from_checkpoint",
     "dist",
     # stored results of sweeps (chapter 07)

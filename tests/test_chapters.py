@@ -41,6 +41,7 @@ def test_chapter_has_the_required_parts(py):
     for part in ("learning goals", "summary", "## exercises", "assert"):
         assert part in text, f"{py.name} lacks its {part!r} part"
     assert "import sslkit as sk" in text
+    assert "## references" in text and "https://" in text, f"{py.name} lacks references with links"
     # graded exercises: the chapter ends with the student edition of its assignment
     # (chapters/assignments/NN_slug.py, otter-grader's format; tests/test_assign.py checks them)
     assert (py.parent / "assignments" / py.name).exists(), (
