@@ -294,15 +294,10 @@ def features_of(model, images, batch_size=512):
     return f
 
 
-def pca_whiten_l2(f, dim, eps=1e-5):
-    f64 = f.double()
-    mean = f64.mean(0)
-    cov = (f64 - mean).T @ (f64 - mean) / len(f64)
-    lam, vecs = torch.linalg.eigh(cov)                        # ascending eigenvalues
-    top = torch.argsort(lam, descending=True)[:dim]
-    lam, vecs = lam[top].clamp(min=0).float(), vecs[:, top].float()
-    zz = (f.float() - mean.float()) @ vecs / torch.sqrt(lam + eps)
-    return zz / zz.norm(dim=1, keepdim=True).clamp(min=1e-12)
+def whiten_l2(f, dim):
+    """PCA-whitening to `dim` coordinates, then L2 (section 2's recipe). The fit is the
+    library's `sk.fit_pca`: writing it yourself is Exercise 1."""
+    return sk.fit_pca(f, dim).transform(f, l2=True)
 
 
 def reinit_classifier(head):
@@ -339,7 +334,7 @@ def deepcluster_from_scratch(model, images, cfg_run):
     log, step = [], 0
     for epoch in range(cfg_run.epochs):
         # ---- offline: cluster fixed features
-        z_epoch = pca_whiten_l2(features_of(model, images), p.pca_dim)
+        z_epoch = whiten_l2(features_of(model, images), p.pca_dim)
         pseudo = sk.kmeans(z_epoch, p.num_clusters, iters=p.kmeans_iters, seed=cfg_run.seed + epoch).labels
         model.labels.copy_(pseudo)
         reinit_classifier(model.head)
