@@ -640,9 +640,9 @@ assert hard["code_entropy"] < 1e-6 < soft["code_entropy"]   # the rounding did h
 # Read these as single runs at a tiny scale. First compare each variant's kNN accuracy
 # with the random ConvNet's (in the table's header line): a run that is not clearly above
 # it has not learned yet, and its difference from the others says nothing about the
-# method. Beyond that, chapter 07's stored runs show that a seed alone moves such
-# accuracies by a couple of points, so a difference of that size here is no evidence
-# either way. What the table does show reliably is the cost side: hard codes
+# method. Beyond that, a seed alone moves such accuracies (chapter 07 measures by how
+# much, from three seeds per method), so a difference smaller than that spread is no
+# evidence either way. What the table does show reliably is the cost side: hard codes
 # cost nothing extra, multi-crop costs the time printed (at equal epochs), and the hard
 # codes' entropy is zero by construction. The paper's gains were measured over hundreds of
 # ImageNet epochs; to test them here, rerun the runs above with `seed=1` and `seed=2` and a
