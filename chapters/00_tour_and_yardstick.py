@@ -29,7 +29,7 @@
 # 3. explain what the three baselines — raw pixels, a random network, a supervised
 #    network — tell us, and quote their measured numbers on the lab subset.
 #
-# Every later chapter prints its result next to this chapter's table.
+# Every later chapter prints its result next to the random-network baseline of this chapter.
 
 # %%
 import time
@@ -193,7 +193,7 @@ for k, v in results.items():
 # depends on how we look: the cell below compares it with the standardised pixels under
 # both evaluations and prints which one it wins. The lab backbone is a small
 # ConvNet (4 conv-BN-ReLU blocks, 32-64-128-256 channels, global average pooling) that
-# trains at about a thousand images per second on two CPU cores.
+# trains at over a thousand images per second on two CPU cores (the training log prints the rate).
 
 # %%
 torch.manual_seed(0)
@@ -244,8 +244,7 @@ fig = sk.plot_curves(history, ["train_acc", "knn_acc"], title="accuracy (%)")
 # %% [markdown]
 # ## 6. The yardstick table
 #
-# These are the numbers every later chapter compares with (measured by this notebook; the
-# README's results table quotes them).
+# These are the numbers every later chapter compares with (measured by this notebook).
 
 # %%
 print(f"{DATASET}, subset={SUBSET}: {len(train)} train / {len(test)} test images\n")

@@ -273,10 +273,12 @@ assert all(a < b for a, b in zip(iters, iters[1:])), "iterations must grow with 
 #
 # $P^\lambda = e^{\lambda \log P}$ with $\lambda \log P$ in the hundreds overflows or
 # underflows single precision (the exponent range of float32 ends near $\pm 88$). The
-# from-scratch loop in float32 turns into NaN; `sk.sinkhorn` shifts each row to a maximum of
-# one, absorbs growing scales into the shifts, and finishes in the log domain
-# (log-sum-exp) if a whole row or column still underflows. Half-precision inputs are
-# computed in float32.
+# from-scratch loop in float32 produces non-finite values (NaN or inf); `sk.sinkhorn`
+# shifts each row to a maximum of one, absorbs growing scales into the shifts, and finishes
+# in the log domain (log-sum-exp) if a whole row or column still underflows, so its plan
+# stays finite. Half-precision inputs are computed in float32. Finite is not the same as
+# converged: at a very large λ the iterations needed for a tight tolerance can exceed the
+# cap, and the printed error below says how far off the plan then is.
 
 # %%
 sharp = torch.log_softmax(torch.randn(300, 8, generator=g) * 8, 1)
@@ -298,7 +300,8 @@ assert not torch.isfinite(naive).all() and torch.isfinite(stable.plan).all()
 #
 # Each iteration is two matrix-vector products with the $N \times K$ kernel, so the time
 # *per iteration* grows with $N K$. The number of iterations depends on the scores and the
-# tolerance, not on the size, so the total time does not follow $N K$ exactly (and on a
+# tolerance and is not proportional to the size (the printed counts even change with $N$),
+# so the total time does not follow $N K$ exactly (and on a
 # CPU shared with other work the timings are noisy). On this machine:
 
 # %%
@@ -496,7 +499,8 @@ fig.tight_layout()
 
 # %% [markdown]
 # Once the network is trained its $P$ is peaked, the plan is nearly a 0/1 matrix, and
-# the argmax is close to balanced by itself: section 8 checks that on the trained heads.
+# the argmax is close to balanced by itself: section 8 checks that on head 0 (the head the
+# library's monitor logs).
 #
 # ## 8. Self-labelling on CIFAR-10
 #
@@ -671,8 +675,8 @@ assert views2["nmi_prev"] < base["nmi_prev"], "in this run, labels from augmente
 
 # %% [markdown]
 # Read the printed differences as single-run observations: the sign of a difference of
-# a point of kNN or a few hundredths of NMI can flip with another seed, and a budget of a
-# few hundred steps is far from the paper's 400 epochs. Two things are mechanical rather
+# a point of kNN or a few hundredths of NMI can flip with another seed, and a budget of
+# under a hundred steps is far from the paper's 400 epochs. Two things are mechanical rather
 # than statistical: the augmented labelling costs one forward pass over the data set per
 # view at every relabelling (compare the printed times), and labels computed from random
 # views change more between relabellings (compare the NMI with the previous labelling)
@@ -702,17 +706,18 @@ assert views2["nmi_prev"] < base["nmi_prev"], "in this run, labels from augmente
 #   rescaling columns and rows: Sinkhorn-Knopp. The book's $Q$ is the paper's transposed
 #   (here $r$ is over images, there over labels).
 # * $\lambda$ trades closeness to the exact LP against iterations; a stabilised
-#   implementation (row shifts, absorption, log-domain fallback) makes any $\lambda$ and
-#   half-precision input safe. The cost of one iteration grows with $NK$; the number of
+#   implementation (row shifts, absorption, log-domain fallback) keeps the plan finite for
+#   any $\lambda$ and half-precision input; at a very large $\lambda$ a tight tolerance can
+#   take more iterations than allowed. The cost of one iteration grows with $NK$; the number of
 #   iterations depends on the scores and the tolerance.
 # * SeLa's step is small enough to write out: relabel each head by Sinkhorn and argmax,
 #   then cross-entropy per head, averaged, and SGD. The version in this chapter matches
 #   the library's labels, loss, gradients and parameters to $10^{-5}$.
 # * The argmax of a soft plan (a random network) need not be balanced; balanced rounding
 #   is. Once the network is trained the plan is sharp and the argmax is balanced too.
-# * During training fewer labels move at each relabelling and consecutive labellings
-#   agree more; the features of a lab run improve over the random network. Chapter 07
-#   compares SeLa with the other methods from stored multi-seed runs.
+# * Over the run fewer labels move and consecutive labellings agree more (not at every
+#   single relabelling); the features of a lab run improve over the random network.
+#   Chapter 07 compares SeLa with the other methods from stored runs with several seeds.
 #
 # ## References
 #

@@ -162,7 +162,8 @@ print("from-scratch codes == sk.swav_codes:", torch.allclose(q_ours, q_lib, atol
 # %% [markdown]
 # Compare with the codes a plain softmax would give ("assign each image to what it is
 # closest to"). On a random network the features of all images are similar, so a few
-# prototypes take most of the batch; Sinkhorn spreads the batch over all of them.
+# prototypes take a large share of the batch (the largest one's share is printed below,
+# against 1/K); Sinkhorn spreads the batch over all of them.
 
 # %%
 plain = torch.softmax(scores / 0.05, dim=1)
@@ -642,9 +643,12 @@ assert hard["code_entropy"] < 1e-6 < soft["code_entropy"]   # the rounding did h
 # it has not learned yet, and its difference from the others says nothing about the
 # method. Beyond that, a seed alone moves such accuracies (chapter 07 measures by how
 # much, from three seeds per method), so a difference smaller than that spread is no
-# evidence either way. What the table does show reliably is the cost side: hard codes
-# cost nothing extra, multi-crop costs the time printed (at equal epochs), and the hard
-# codes' entropy is zero by construction. The paper's gains were measured over hundreds of
+# evidence either way. Check the executed table against that first test: where no variant
+# is clearly above the random ConvNet, the table says nothing yet about soft versus hard
+# codes or multi-crop, and only its cost columns are informative. What the table shows is
+# the cost side (one timing each, on a shared machine): hard codes cost nothing extra,
+# multi-crop costs the time printed (at equal epochs), and the hard codes' entropy is zero
+# by construction. The paper's gains were measured over hundreds of
 # ImageNet epochs; to test them here, rerun the runs above with `seed=1` and `seed=2` and a
 # larger `SMALL_EPOCHS` (the table prints what each run cost), and compare means ± std.
 #
@@ -757,8 +761,9 @@ print(f"chapter so far: {time.time() - T_START:.0f} s")
 #   page of PyTorch (section 6), and it matches the library's step to 1e-5.
 # * Epsilon too large gives uniform codes and a loss stuck at $\ln K$; a batch smaller than
 #   the prototypes needs the queue; multi-crop adds cheap low-resolution views.
-# * Soft versus hard codes and multi-crop were measured here as single small runs; the
-#   multi-seed comparison of methods is chapter 07's.
+# * Soft versus hard codes and multi-crop were tried here as single small runs, too short
+#   to separate them from the untrained network; the multi-seed comparison of methods is
+#   chapter 07's.
 #
 # ## References
 #
