@@ -62,8 +62,17 @@ class Cell:
 
     def train_args(self, root: Path) -> list[str]:
         preset, epochs = BUDGETS[self.budget]
-        return [f"--method={self.method}", f"--preset={preset}", f"--epochs={epochs}", f"--seed={self.seed}",
-                f"--dataset={self.dataset}", f"--output_dir={self.run_dir(root)}", *self.extra]
+        args = [f"--method={self.method}", f"--preset={preset}", f"--epochs={epochs}", f"--seed={self.seed}",
+                f"--dataset={self.dataset}", f"--output_dir={self.run_dir(root)}"]
+        if self.method == "supervised" and self.dataset in _known_datasets():  # its head: one output per class
+            args.append(f"--params.num_classes={_known_datasets()[self.dataset]}")
+        return args + list(self.extra)
+
+
+def _known_datasets() -> dict:
+    from labdata import registry
+
+    return {name: spec.num_classes for name, spec in registry.SPECS.items()}
 
 
 def plan(methods, datasets, seeds, budget: str, extra=()) -> list[Cell]:
@@ -147,6 +156,9 @@ def _cluster_summary(method, test) -> dict:
     return out
 
 
+_DATA: dict = {}
+
+
 def summarise_run(cell: Cell, root: Path, umap: bool = False) -> dict:
     """One line of runs.jsonl from a finished run directory."""
     import platform
@@ -187,7 +199,11 @@ def summarise_run(cell: Cell, root: Path, umap: bool = False) -> dict:
         from .train import load_data
 
         method, _, _ = load_run(out)
-        train, test = load_data(config_from_dict(cfg))
+        data_key = (cfg["dataset"], str(cfg["subset"]))
+        if data_key not in _DATA:  # one decoding per data set when many runs are summarised
+            _DATA.clear()
+            _DATA[data_key] = load_data(config_from_dict(cfg))
+        train, test = _DATA[data_key]
         line.update(_cluster_summary(method.eval(), test))
         if umap:
             line["umap"] = _umap_points(method, test)
@@ -242,7 +258,7 @@ def _mean_std(values) -> tuple[float | None, float | None]:
         return None, None
     m = sum(values) / len(values)
     s = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return round(m, 2), round(s, 2)
+    return round(m, 4), round(s, 4)
 
 
 def results_table(lines: list[dict]) -> list[dict]:
@@ -376,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     u = sub.add_parser("summarise", help="rewrite the lines of --results from their run directories (no training)")
     u.add_argument("--root", type=Path, default=Path("runs/sweep"))
     u.add_argument("--results", type=Path, default=RESULTS)
+    u.add_argument("--all", action="store_true", help="every line (default: lines written by an older summary)")
     t = sub.add_parser("table", help="print the results table (Markdown) from --results")
     t.add_argument("--results", type=Path, default=RESULTS)
     m = sub.add_parser("readme", help="rewrite README.md's results table from --results")
@@ -393,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         fresh = []
         for line in lines:
             cell = Cell(line["method"], line["dataset"], line["budget"], line["seed"])
+            if "train_s" in line and not args.all:
+                fresh.append(line)
+                continue
             fresh.append(summarise_run(cell, args.root, umap="umap" in line))
             print(f"{cell.method} {cell.dataset} {cell.budget} seed {cell.seed}: summarised", flush=True)
         write_results(fresh, args.results)

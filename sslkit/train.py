@@ -288,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.batch_size * dist.planned_world_size() > len(train):
             return fail(f"--batch_size={cfg.batch_size} x {dist.planned_world_size()} process(es) is larger than the "
                         f"{len(train)} training images")
+        classes = len(train.classes)
+        head = getattr(cfg.params, "num_classes", None)  # a method trained on the labels has one output per class
+        if head is not None and head != classes:
+            return fail(f"--params.num_classes={head} but {cfg.dataset} has {classes} classes; "
+                        f"pass --params.num_classes={classes}")
         device = _init_distributed(cfg) or engine.resolve_device(cfg)
         main_proc = dist.is_main_process()
         log = print if main_proc else None

@@ -30,9 +30,9 @@ def test_table_is_mean_and_sample_std_over_seeds():
               "git_sha": "abc"} for s, k, l, w in ((0, 40.0, 50.0, 10.0), (1, 42.5, 51.0, 12.0), (2, 41.0, 55.0, 11.0))]
     (row,) = sw.results_table(lines)
     assert row["seeds"] == 3
-    assert row["knn_acc"] == round(statistics.mean([40.0, 42.5, 41.0]), 2)
-    assert row["knn_acc_std"] == round(statistics.stdev([40.0, 42.5, 41.0]), 2)
-    assert row["linear_acc_std"] == round(statistics.stdev([50.0, 51.0, 55.0]), 2)
+    assert row["knn_acc"] == round(statistics.mean([40.0, 42.5, 41.0]), 4)
+    assert row["knn_acc_std"] == round(statistics.stdev([40.0, 42.5, 41.0]), 4)
+    assert row["linear_acc_std"] == round(statistics.stdev([50.0, 51.0, 55.0]), 4)
     assert row["nmi"] is None
     md = sw.table_markdown([row])
     assert "41.2 ± 1.3" in md and "| SeLa |" in md
@@ -48,7 +48,7 @@ def test_sweep_trains_skips_and_resumes(tmp_path, image_folder_tar, monkeypatch)
     """Two methods on a tiny image folder: lines written with their configs; a second sweep skips
     every finished run; a run whose results were lost is finished from its checkpoint, not retrained."""
     path, ref = image_folder_tar
-    extra = ["--subset=full", "--epochs=1", "--batch_size=4", "--knn_k=3"]
+    extra = ["--subset=full", "--epochs=1", "--batch_size=4", "--knn_k=3", "--params.num_classes=3"]
     cells = sw.plan(["random", "supervised"], [str(path)], [0, 1], "lab", extra)
     results = tmp_path / "res" / "runs.jsonl"
     sw.sweep(cells, tmp_path / "root", results, inprocess=True)
@@ -90,6 +90,13 @@ def test_sweep_trains_skips_and_resumes(tmp_path, image_folder_tar, monkeypatch)
     assert (again["knn_acc"], again["linear_acc"]) == (line["knn_acc"], line["linear_acc"])
 
 
+def test_supervised_cells_get_one_output_per_class_of_a_registered_dataset():
+    (c10,) = sw.plan(["supervised"], ["cifar10"], [0], "lab")
+    (c100,) = sw.plan(["supervised"], ["cifar100"], [0], "lab")
+    assert "--params.num_classes=10" in c10.train_args(Path("r"))
+    assert "--params.num_classes=100" in c100.train_args(Path("r"))
+
+
 def test_svhn_runs_through_the_sweep_on_official_mat_files(tmp_path, tiny_official):
     """SVHN in the official .mat format (tiny files the fixture writes) through the sweep's own path."""
     extra = ["--subset=full", "--epochs=1", "--batch_size=5", "--knn_k=3"]
@@ -112,11 +119,18 @@ def test_readme_table_is_generated_from_the_stored_results():
     assert block == expected, "README.md's results table differs from the stored runs: python -m sslkit.sweep readme"
 
 
-def test_stored_results_have_the_issue_fields_and_three_seeds_per_lab_cell():
+def test_stored_results_have_the_issue_fields_and_three_seeds_per_cifar10_cell():
     lines = sw.read_results(ROOT / "chapters" / "results" / "runs.jsonl")
     assert lines, "no stored runs"
     for line in lines:
         _summary_keys(line)
-    for row in sw.results_table(lines):
-        if row["budget"] == "lab":
+        assert line["git_sha"] != "unknown" and not line["git_sha"].endswith("-dirty"), "runs must come from committed code"
+    table = sw.results_table(lines)
+    methods = {"random", "supervised", "sela", "deepcluster", "swav", "npid"}
+    assert {r["method"] for r in table if r["dataset"] == "cifar10" and r["budget"] == "lab"} == methods
+    for row in table:
+        if row["dataset"] == "cifar10" and row["budget"] == "lab":
             assert row["seeds"] >= 3, row
+    # a cell with one seed says so in the table
+    md = sw.table_markdown(table)
+    assert md.count("(single run)") == sum(r["seeds"] == 1 for r in table)

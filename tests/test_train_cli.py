@@ -241,3 +241,15 @@ def test_a_run_that_failed_in_its_first_epoch_does_not_block_the_corrected_rerun
     assert main(RUN + ["--epochs=2", "--lr=0.05", f"--output_dir={out}"]) == 0
     assert "never finished its first epoch" in capsys.readouterr().out
     assert _epochs(out) == [1, 2] and json.loads((out / "config.json").read_text())["lr"] == 0.05
+
+
+def test_a_supervised_head_that_does_not_fit_the_classes_is_refused_before_training(tmp_path, image_folder_tar):
+    """The lab preset's 10 outputs on a 3-class folder: refused with the option to pass, and no directory left."""
+    path, _ = image_folder_tar
+    out = tmp_path / "run"
+    rc = main(["--method=supervised", "--preset=lab", f"--dataset={path}", "--subset=full", "--batch_size=4",
+               "--device=cpu", f"--output_dir={out}"])
+    assert rc == 2 and not out.exists()
+    rc = main(["--method=supervised", "--preset=lab", f"--dataset={path}", "--subset=full", "--batch_size=4",
+               "--epochs=1", "--params.num_classes=3", "--device=cpu", f"--output_dir={out}"])
+    assert rc == 0 and (out / "results.json").exists()
