@@ -21,7 +21,7 @@ from .nce import (exact_instance_loss, exact_normalizer, init_memory_bank, monte
                   nce_loss, nce_scores, proximal_term, sample_noise, update_memory_bank)
 from .optim import LARS, lr_at, make_optimizer
 from .runs import RunDir, evaluate_run, git_sha, load_run, method_from_checkpoint
-from .sweep import read_results, results_table, table_markdown
+from .results import read_results, results_table, table_markdown
 from .transport import (SinkhornResult, balanced_rounding, cluster_capacities, exact_transport, sela_labels,
                         sinkhorn, swav_codes)
 

@@ -21,10 +21,7 @@ the untrained ConvNet of the supervised preset (no training: the floor).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
-import os
 import statistics
 import subprocess
 import sys
@@ -39,9 +36,9 @@ BUDGETS = {  # name -> (preset, epochs): the same epochs for every method
     "lab": ("lab", 12),
     "long": ("lab", 100),
 }
-RANDOM = "random"  # the untrained network: no training, the same evaluation
-RESULTS = Path("chapters/results/runs.jsonl")
-README_BEGIN, README_END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
+from .results import (README_BEGIN, README_END, RANDOM, RESULTS, read_results, readme_table, results_table,  # noqa: F401
+                      table_markdown, update_readme, write_results)
+
 UMAP_POINTS = 1000  # test images embedded per run for the chapter's side-by-side UMAPs
 
 
@@ -227,101 +224,6 @@ def torch_linspace_indices(total: int, n: int):
     import torch
 
     return torch.linspace(0, total - 1, n).round().long()
-
-
-def read_results(path: Path = RESULTS) -> list[dict]:
-    path = Path(path)
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-
-
-def write_results(lines: list[dict], path: Path = RESULTS) -> None:
-    """runs.jsonl (sorted, one run per line) and the table beside it as JSON, CSV and Markdown."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    order = {m: i for i, m in enumerate([RANDOM, "supervised", "sela", "deepcluster", "swav", "npid"])}
-    lines = sorted(lines, key=lambda r: (r["dataset"], r["budget"], order.get(r["method"], 99), r["seed"]))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in lines))
-    os.replace(tmp, path)
-    table = results_table(lines)
-    (path.parent / "table.json").write_text(json.dumps(table, indent=2) + "\n")
-    with open(path.parent / "table.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["method"])
-        w.writeheader()
-        w.writerows(table)
-    (path.parent / "table.md").write_text(table_markdown(table) + "\n")
-
-
-def _mean_std(values) -> tuple[float | None, float | None]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    m = sum(values) / len(values)
-    s = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return round(m, 4), round(s, 4)
-
-
-def results_table(lines: list[dict]) -> list[dict]:
-    """Mean and (sample) standard deviation over seeds, per (dataset, budget, method)."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in lines:
-        groups.setdefault((r["dataset"], r["budget"], r["method"]), []).append(r)
-    rows = []
-    for (dataset, budget, method), rs in groups.items():
-        row = {"dataset": dataset, "budget": budget, "method": method, "epochs": rs[0]["epochs"], "seeds": len(rs)}
-        for key in ("knn_acc", "linear_acc", "nmi", "ari", "cluster_acc", "wall_s", "train_s", "images_per_s"):
-            row[key], row[key + "_std"] = _mean_std(r.get(key) for r in rs)
-        row["device"] = ", ".join(sorted({r.get("device_name") or r["device"] for r in rs}))
-        row["git_sha"] = ", ".join(sorted({r["git_sha"][:12] for r in rs}))
-        rows.append(row)
-    return rows
-
-
-NAMES = {RANDOM: "random ConvNet (untrained)", "supervised": "supervised (labels: the ceiling)", "sela": "SeLa",
-         "deepcluster": "DeepCluster", "swav": "SwAV", "npid": "NPID (instance discrimination)"}
-
-
-def _pm(row, key, digits=1):
-    if row.get(key) is None:
-        return "–"
-    return f"{row[key]:.{digits}f} ± {row[key + '_std']:.{digits}f}" if row["seeds"] > 1 else f"{row[key]:.{digits}f}"
-
-
-def table_markdown(table: list[dict]) -> str:
-    head = ("| data | budget | method | seeds | kNN top-1 (%) | linear probe (%) | NMI of clusters (%) "
-            "| cluster accuracy (%) | training time (s)¹ |\n|---|---|---|---|---|---|---|---|---|")
-    body = []
-    for row in table:
-        nmi = dict(row, nmi=None if row["nmi"] is None else 100 * row["nmi"],
-                   nmi_std=None if row["nmi_std"] is None else 100 * row["nmi_std"])
-        seeds = f"{row['seeds']}" + (" (single run)" if row["seeds"] == 1 else "")
-        body.append(f"| {row['dataset']} | {row['budget']}, {row['epochs']} epochs | {NAMES.get(row['method'], row['method'])} "
-                    f"| {seeds} | {_pm(row, 'knn_acc')} | {_pm(row, 'linear_acc')} | {_pm(nmi, 'nmi')} "
-                    f"| {_pm(row, 'cluster_acc')} | {_pm(row, 'train_s', 0)} |")
-    foot = ("\n\n¹ epochs x the median epoch time (without the evaluation), which a few epochs slowed by other "
-            "jobs on a shared machine do not move; `wall_s` in runs.jsonl is the measured sum.")
-    return head + "\n" + "\n".join(body) + foot
-
-
-def readme_table(results: Path = RESULTS) -> str:
-    """The README's block: the table and the machines that produced it, from the stored runs."""
-    lines = read_results(results)
-    devices = sorted({f"{r.get('device_name') or r['device']} ({r.get('threads')} threads)" for r in lines})
-    return (f"{README_BEGIN}\n{table_markdown(results_table(lines))}\n\n"
-            f"Mean ± standard deviation over seeds, from `{RESULTS}` ({len(lines)} runs; "
-            f"device: {'; '.join(devices)}). Generated by `python -m sslkit.sweep readme`.\n{README_END}")
-
-
-def update_readme(readme: Path = Path("README.md"), results: Path = RESULTS) -> bool:
-    text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise SystemExit(f"{readme} has no {README_BEGIN} ... {README_END} block")
-    a, rest = text.split(README_BEGIN, 1)
-    _, b = rest.split(README_END, 1)
-    new = a + readme_table(results) + b
-    changed = new != text
-    readme.write_text(new)
-    return changed
 
 
 def _fmt(seconds: float) -> str:
