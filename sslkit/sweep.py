@@ -140,7 +140,8 @@ def _cluster_summary(method, test) -> dict:
         return {}
     scores = [clustering_metrics(h.cpu(), test.labels.cpu()) for h in heads]
     best = max(range(len(heads)), key=lambda i: scores[i]["nmi"])
-    k = int(heads[best].max()) + 1
+    k = getattr(method.params, "num_clusters", None) or getattr(method.params, "num_prototypes", None) \
+        or int(heads[best].max()) + 1  # the method's K (some clusters may be empty on the test images)
     table = contingency(heads[best].cpu(), test.labels.cpu())  # used clusters x classes
     per_class = table / table.sum(0, keepdim=True)
     # how each class is spread: its largest cluster's share, and how many clusters hold >= 10 % of it

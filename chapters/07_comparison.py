@@ -1,0 +1,383 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 07 — The four methods side by side
+#
+# Chapters 03–06 each trained one method once, live, on the lab subset. One run says little
+# about which method is better: whether a gap between two methods means anything depends on
+# how far a result moves from one seed to the next, which one run cannot tell. This chapter reads runs
+# that were trained beforehand — every method, the same backbone, the same budget, the same
+# evaluation, on CIFAR-10 and CIFAR-100, with as many seeds as each cell has (the table
+# counts them and marks a cell with one seed as a single run) — and asks what they do and
+# do not show.
+#
+# **Learning goals.** After this chapter you can
+# 1. run a grid of experiments with `python -m sslkit.sweep` and read its stored results;
+# 2. report a result as mean ± standard deviation over seeds and tell a difference from
+#    noise (Welch's t statistic);
+# 3. compare methods by accuracy *and* by wall-clock, and by how their clusters relate to
+#    the classes (which methods find the classes, which split them);
+# 4. re-check a stored number by re-running one configuration live.
+#
+# **Where the numbers come from.** The stored file `chapters/results/runs.jsonl` holds one
+# line per run: method, data set, budget, seed, kNN and linear-probe accuracy, the
+# clustering scores of the method's clusters on the test images, wall-clock, device, the
+# git commit of the code, the per-epoch kNN curve and the run's whole config. It was written
+# by
+#
+# ```bash
+# python -m sslkit.sweep run --methods random supervised sela deepcluster swav npid \
+#     --datasets cifar10 cifar100 --seeds 0 1 2 --budget lab
+# ```
+#
+# which trains each cell through `python -m sslkit.train` (the code every chapter uses),
+# skips finished runs and resumes killed ones. The `lab` budget gives **every method the same
+# 12 epochs** of its chapter's `lab` preset on the lab subset (10,000 training and 2,000 test
+# images, balanced over the classes), the lab ConvNet, fp32 on 2 CPU cores. `random` is the
+# untrained ConvNet (the floor), `supervised` the same network trained on the labels (the
+# ceiling). Any stored line is re-run by `python -m sslkit.sweep rerun N` (from its stored
+# config).
+
+# %%
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import Markdown, display
+
+import labdata
+import sslkit as sk
+
+device = sk.setup_notebook(seed=0)
+DATASET = "cifar10"   # the live re-run's data: "cifar100" also has stored runs; "svhn": see section 6
+RESULTS = next(p for p in (Path("results/runs.jsonl"), Path("chapters/results/runs.jsonl")) if p.exists())
+
+runs = sk.read_results(RESULTS)
+table = sk.results_table(runs)
+NAMES = {"random": "random init", "supervised": "supervised", "sela": "SeLa", "deepcluster": "DeepCluster",
+         "swav": "SwAV", "npid": "NPID"}
+SSL = ["sela", "deepcluster", "swav", "npid"]
+datasets = sorted({r["dataset"] for r in runs})
+print(f"{len(runs)} stored runs from {RESULTS}: data sets {datasets}, budgets {sorted({r['budget'] for r in runs})}")
+print("code:", sorted({r["git_sha"][:12] for r in runs}), "| devices:", sorted({r["device_name"] for r in runs}))
+
+# %% [markdown]
+# ## 1. The table
+#
+# Each cell is the mean ± the sample standard deviation over the seeds (kNN: k = 200,
+# temperature 0.1, cosine similarity, on the backbone's features; linear probe: logistic
+# regression on the frozen features; NMI and cluster accuracy: the method's own clusters on
+# the test images — SeLa's best head, DeepCluster's classifier, SwAV's prototypes —
+# against the classes, with the best one-to-one matching of clusters to classes for the
+# accuracy). Training time is the number of epochs times the median epoch time, without
+# the evaluation. With more clusters than classes (K = 30 or 100 against 10 classes) a
+# one-to-one matching leaves most clusters unmatched, so the cluster accuracy is low by
+# construction and not comparable between methods with different K; NMI is the fairer
+# score of the clusters here.
+
+# %%
+display(Markdown(sk.table_markdown(table)))
+
+# %% [markdown]
+# ## 2. What the numbers say, and what they do not
+#
+# Two methods differ only if the gap between their means is large against the spread of
+# the seeds. With means $m_a, m_b$, sample standard deviations $s_a, s_b$ over $n_a, n_b$
+# seeds, Welch's statistic is
+#
+# $$ t = \frac{m_a - m_b}{\sqrt{s_a^2/n_a + s_b^2/n_b}} . $$
+#
+# With three seeds a side, $|t| \gtrsim 3$ is needed before a difference means much (the
+# 95 % point of Student's t with 2–4 degrees of freedom lies between 2.8 and 4.3); below
+# that, the table cannot order the two methods. The cell below ranks the four methods by
+# kNN accuracy on each data set and says, for each neighbouring pair, whether the gap is
+# larger than the seeds' spread.
+
+# %%
+def welch_t(a, b):
+    """Welch's t of the difference of two cells' means (None if either has one seed)."""
+    if a["seeds"] < 2 or b["seeds"] < 2:
+        return None
+    se = math.sqrt(a["knn_acc_std"] ** 2 / a["seeds"] + b["knn_acc_std"] ** 2 / b["seeds"])
+    return math.inf if se == 0 else (a["knn_acc"] - b["knn_acc"]) / se
+
+
+verdicts = {}
+for ds in datasets:
+    rows = sorted([r for r in table if r["dataset"] == ds and r["budget"] == "lab" and r["method"] in SSL],
+                  key=lambda r: -r["knn_acc"])
+    print(f"{ds}, lab budget, kNN accuracy (mean ± std over seeds):")
+    for a, b in zip(rows, rows[1:]):
+        t = welch_t(a, b)
+        word = ("no seeds to judge by" if t is None else "a real gap" if t >= 3 else
+                "a gap within the seeds' spread: no difference")
+        verdicts[(ds, a["method"], b["method"])] = t
+        print(f"  {NAMES[a['method']]:>11} {a['knn_acc']:.1f} ± {a['knn_acc_std']:.1f}  vs  "
+              f"{NAMES[b['method']]:<11} {b['knn_acc']:.1f} ± {b['knn_acc_std']:.1f}:  gap "
+              f"{a['knn_acc'] - b['knn_acc']:.1f} points, t = {t if t is None else round(t, 1)} -> {word}")
+    floor = next(r for r in table if r["dataset"] == ds and r["method"] == "random")
+    ceiling = next(r for r in table if r["dataset"] == ds and r["method"] == "supervised")
+    judged = [r for r in rows if welch_t(r, floor) is not None]
+    above = [NAMES[r["method"]] for r in judged if welch_t(r, floor) >= 3]
+    verdict = (", ".join(above) or "none") if judged else "cannot tell from single runs"
+    print(f"  above the untrained network ({floor['knn_acc']:.1f}) by more than the spread: {verdict}; "
+          f"the supervised ceiling is {ceiling['knn_acc']:.1f}, "
+          f"{ceiling['knn_acc'] - rows[0]['knn_acc']:.1f} points above the best self-supervised method\n")
+
+# %% [markdown]
+# Read the printed verdicts, not the order of the rows: neighbours whose gap is within the
+# seeds' spread are tied at this budget. What the table does **not** say:
+#
+# * **Nothing about long training.** Twelve epochs on 10,000 images is a lab budget; the
+#   papers train for hundreds of epochs on the full data. Methods that learn slowly at first
+#   (an online method whose prototypes are frozen in the first epoch, say) can rank
+#   differently later; the curves of section 3 show how far each had got.
+# * **Nothing about the presets' fairness beyond epochs.** Every method got the same epochs
+#   and the same network, but its own learning rate, batch and head from its chapter. SeLa's
+#   lab preset has K = 30 clusters, sized for CIFAR-10's ten classes; on CIFAR-100 it is
+#   *under*-clustering (30 clusters for 100 classes) while DeepCluster and SwAV keep 100.
+# * **Nothing beyond these data sets and this network.** A 4-layer ConvNet at 32x32.
+
+# %% [markdown]
+# ## 3. Accuracy against wall-clock
+#
+# Epochs are not equally expensive: SwAV computes two views per image, SeLa relabels the
+# whole data set before every epoch, DeepCluster runs PCA and k-means. The kNN monitor was
+# measured after every epoch; below, its mean over the seeds against the time spent
+# training up to that epoch (the epochs done times the run's median epoch time, so that an
+# epoch slowed by another job on the machine does not bend the curve).
+
+# %%
+fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False)
+for ax, ds in zip(axes[0], datasets):
+    for m in ["supervised", *SSL]:
+        rs = [r for r in runs if r["dataset"] == ds and r["method"] == m and r["budget"] == "lab"]
+        if not rs:
+            continue
+        n = min(len(r["curve"]) for r in rs)
+        t = [(e + 1) * sum(r["train_s"] / r["epochs"] for r in rs) / len(rs) for e in range(n)]
+        acc = [sum(r["curve"][e]["knn_acc"] for r in rs) / len(rs) for e in range(n)]
+        ax.plot(t, acc, marker="o", ms=3, label=NAMES[m], ls="--" if m == "supervised" else "-")
+    floor = next(r for r in table if r["dataset"] == ds and r["method"] == "random")
+    ax.axhline(floor["knn_acc"], color="grey", lw=1, ls=":", label="random init")
+    ax.set(xlabel="training time (s on 2 CPU cores; epochs x median epoch time)", ylabel="kNN top-1 accuracy (%)",
+           title=f"{ds}: kNN accuracy during training (mean of seeds)")
+    ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+for ds in datasets:
+    for m in SSL:
+        row = next((r for r in table if r["dataset"] == ds and r["method"] == m and r["budget"] == "lab"), None)
+        if row:
+            print(f"{ds:>8} {NAMES[m]:>11}: {row['train_s']:.0f} ± {row['train_s_std']:.0f} s of training "
+                  f"({row['images_per_s']:.0f} images/s) for kNN {row['knn_acc']:.1f} %")
+
+# %% [markdown]
+# ## 4. Clusters against classes
+#
+# Three of the methods produce clusters (NPID does not: every image is its own class). A
+# method can score well on kNN while its clusters cut across the classes, or it can *split*
+# each class into several clusters, which is harmless for features (K is 3–10 times the
+# number of classes here) but lowers the cluster accuracy. For each class we count the
+# clusters that hold at least 10 % of its test images, and the share of its images that its
+# largest cluster holds (CIFAR-10, mean over seeds).
+
+# %%
+c10 = [r for r in runs if r["dataset"] == "cifar10" and r["budget"] == "lab" and r.get("contingency")]
+clusterers = [m for m in SSL if any(r["method"] == m for r in c10)]
+classes = labdata.load("cifar10", "test", subset="lab").classes if "cifar10" in datasets else None
+for m in clusterers:
+    rs = [r for r in c10 if r["method"] == m]
+    split = sum(sum(r["class_clusters_10pct"]) / len(r["class_clusters_10pct"]) for r in rs) / len(rs)
+    top = sum(sum(r["class_top_share"]) / len(r["class_top_share"]) for r in rs) / len(rs)
+    used = sum(r["used_clusters"] for r in rs) / len(rs)
+    print(f"{NAMES[m]:>11}: K = {rs[0]['num_clusters']}, {used:.0f} clusters used on the test images; per class, "
+          f"{split:.1f} clusters hold >= 10 % of its images and the largest holds {100 * top:.0f} % of them")
+
+fig, axes = plt.subplots(1, len(clusterers), figsize=(4.6 * len(clusterers), 4.2), squeeze=False)
+for ax, m in zip(axes[0], clusterers):
+    r = next(r for r in c10 if r["method"] == m and r["seed"] == min(x["seed"] for x in c10 if x["method"] == m))
+    n = torch.tensor(r["contingency"], dtype=torch.float64)       # clusters x classes, test images
+    share = n / n.sum(0, keepdim=True)                            # each class's distribution over clusters
+    order = torch.argsort(share.argmax(1) * 10 + (1 - share.max(1).values))  # clusters grouped by their main class
+    im = ax.imshow(share[order].T, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set(xlabel="cluster (grouped by its main class)", ylabel="class",
+           title=f"{NAMES[m]}: where each class goes\nNMI {100 * r['nmi']:.0f} %, seed {r['seed']}")
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+fig.colorbar(im, ax=axes[0].tolist(), label="share of the class's test images")
+plt.show()
+
+# %% [markdown]
+# A class that one bright cell holds is *found*; a class spread thinly along its row is
+# *split* or *mixed*. Read the printed counts beside the pictures: the picture is one seed,
+# the counts are means over the seeds.
+
+# %% [markdown]
+# ## 5. The four representations, side by side
+#
+# The stored runs also keep a UMAP embedding of 1,000 test images' features for seed 0 of
+# each method on CIFAR-10 (computed by the sweep from the run's final network). Colours are
+# the true classes, which no method saw.
+
+# %%
+umaps = {r["method"]: r["umap"] for r in runs if r.get("umap") and r["dataset"] == "cifar10"}
+shown = [m for m in SSL if m in umaps]
+fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 4), squeeze=False)
+for ax, m in zip(axes[0], shown):
+    xy = torch.tensor(umaps[m]["xy"])
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=umaps[m]["labels"], cmap="tab10", s=4, vmin=-0.5, vmax=9.5)
+    knn = next(r["knn_acc"] for r in runs if r["method"] == m and r["dataset"] == "cifar10" and r["seed"] == 0)
+    ax.set(title=f"{NAMES[m]} (kNN {knn:.1f} %)", xticks=[], yticks=[], xlabel="UMAP 1", ylabel="UMAP 2")
+cb = fig.colorbar(sc, ax=axes[0].tolist(), ticks=range(10))
+cb.ax.set_yticklabels(classes, fontsize=7)
+plt.show()
+
+# %% [markdown]
+# ## 6. Re-checking a stored number live
+#
+# Stored numbers go stale when the code changes. So this chapter re-runs one configuration
+# every time it is executed (in the book's tests too): the self-supervised method whose
+# stored runs were fastest, from its stored config, with a **new seed** that none of the
+# stored runs used, and asserts that its accuracy lands in a band around the stored seeds:
+# the mean ± max(3 standard deviations, 2.5 points) (2.5 points: about two binomial standard
+# errors of an accuracy measured on 2,000 test images).
+#
+# SVHN: the sweep and this cell accept `svhn` (the official `.mat` files through
+# torchvision); no SVHN runs are stored yet — they are to be measured on a machine that has
+# the files, with the same sweep command and `--datasets svhn`.
+
+# %%
+cands = [r for r in table if r["dataset"] == DATASET and r["budget"] == "lab" and r["method"] in SSL]
+assert cands, f"no stored lab runs on {DATASET}"
+cell = min(cands, key=lambda r: r["train_s"])
+stored = [r for r in runs if r["dataset"] == DATASET and r["method"] == cell["method"] and r["budget"] == "lab"]
+cfg = sk.config_from_dict(stored[0]["config"])
+cfg.seed = max(r["seed"] for r in stored) + 100   # a seed no stored run used
+cfg.output_dir = ""
+print(f"re-running {NAMES[cell['method']]} on {DATASET}, lab budget ({cfg.epochs} epochs), seed {cfg.seed}; "
+      f"stored: kNN {cell['knn_acc']:.2f} ± {cell['knn_acc_std']:.2f} over {cell['seeds']} seeds, "
+      f"{cell['train_s']:.0f} s of training each")
+
+train = labdata.load(DATASET, "train", subset=cfg.subset)
+test = labdata.load(DATASET, "test", subset=cfg.subset)
+model = sk.build_method(cfg, len(train))
+history = sk.fit(model, train.images, cfg, device, log=None, true_labels=train.labels)
+live = sk.evaluate_method(model, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
+                          knn_temperature=cfg.knn_temperature)
+train_s = len(history) * sorted(h["epoch_time_s"] for h in history)[len(history) // 2]
+for key, name in (("knn_acc", "kNN"), ("linear_acc", "linear probe")):
+    mean, std = cell[key], cell[key + "_std"]
+    half = max(3 * std, 2.5)
+    print(f"{name:>12}: live {live[key]:.2f} %   stored {mean:.2f} ± {std:.2f}  band [{mean - half:.2f}, {mean + half:.2f}]")
+    assert abs(live[key] - mean) <= half, f"the live {name} accuracy left the stored band: re-run the sweep"
+print(f"training time: live {train_s:.0f} s, stored {cell['train_s']:.0f} ± {cell['train_s_std']:.0f} s "
+      "(time depends on the machine and its load: not asserted)")
+
+# %% [markdown]
+# ## Summary
+#
+# * One backbone, one budget, one evaluation, several seeds: the sweep's table is the book's
+#   comparison of SeLa, DeepCluster, SwAV and NPID; every number in it comes from a stored
+#   run that any reader can re-run by one command.
+# * A gap between two methods means something only when it is large against the seeds'
+#   spread; the verdicts of section 2 are computed that way, not read off the order of the
+#   rows.
+# * Accuracy per unit of time, and how clusters relate to classes, separate the methods as
+#   much as the final accuracy does.
+# * The live re-run checks, every time the book is tested, that the code still produces the
+#   stored numbers.
+#
+# ## References
+#
+# * Y. M. Asano, C. Rupprecht, A. Vedaldi. *Self-labelling via simultaneous clustering and
+#   representation learning.* ICLR 2020. [arXiv:1911.05371](https://arxiv.org/abs/1911.05371);
+#   code: [yukimasano/self-label](https://github.com/yukimasano/self-label).
+# * M. Caron, P. Bojanowski, A. Joulin, M. Douze. *Deep clustering for unsupervised learning of
+#   visual features.* ECCV 2018. [arXiv:1807.05520](https://arxiv.org/abs/1807.05520); code:
+#   [facebookresearch/deepcluster](https://github.com/facebookresearch/deepcluster).
+# * M. Caron, I. Misra, J. Mairal, P. Goyal, P. Bojanowski, A. Joulin. *Unsupervised learning of
+#   visual features by contrasting cluster assignments.* NeurIPS 2020.
+#   [arXiv:2006.09882](https://arxiv.org/abs/2006.09882); code:
+#   [facebookresearch/swav](https://github.com/facebookresearch/swav).
+# * Z. Wu, Y. Xiong, S. X. Yu, D. Lin. *Unsupervised feature learning via non-parametric
+#   instance discrimination.* CVPR 2018. [arXiv:1805.01978](https://arxiv.org/abs/1805.01978);
+#   code: [zhirongw/lemniscate.pytorch](https://github.com/zhirongw/lemniscate.pytorch).
+# * V. G. Turrisi da Costa et al. *solo-learn: a library of self-supervised methods for visual
+#   representation learning.* JMLR 2022. [paper](https://jmlr.org/papers/v23/21-1155.html) — a
+#   benchmark of many methods on one protocol, at full scale.
+# * B. L. Welch. *The generalization of Student's problem when several different population
+#   variances are involved.* Biometrika 34, 1947.
+
+# %% [markdown]
+# ## Exercises
+#
+# These exercises are self-contained: they need no dataset and no training run. Replace
+# every `...` with your code and run the cell; in the student edition (see the README's
+# section for teachers) a check cell below each one runs its public tests. The grader also
+# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+
+# %%
+import math
+
+import torch
+
+import sslkit as sk
+
+
+# %% [markdown]
+# **Exercise 1 — a table cell from stored runs [3 points].** `lines` is a list of dicts like
+# the lines of `runs.jsonl` (keys `method`, `dataset`, `seed`, `knn_acc`, ...). Implement
+# `cell_summary(lines, key)`: group the lines by `(dataset, method)` and return a dict
+# `{(dataset, method): (mean, std, n)}` of the values of `key` — the mean, the **sample**
+# standard deviation (divide by n - 1; 0.0 when n = 1) and the number of runs. Lines whose
+# `key` is missing or None do not count. No `sk.results_table`.
+
+# %%
+def cell_summary(lines, key):
+    ...
+
+
+# %% [markdown]
+# **Exercise 2 — Welch's t and its degrees of freedom [3 points].** Implement
+# `welch(a, b)` for two lists of accuracies (one per seed, at least two each): return
+# `(t, df)` with $t = (m_a - m_b)/\sqrt{s_a^2/n_a + s_b^2/n_b}$ (sample standard deviations)
+# and the Welch–Satterthwaite degrees of freedom
+# $\nu = \dfrac{(s_a^2/n_a + s_b^2/n_b)^2}{\frac{(s_a^2/n_a)^2}{n_a - 1} + \frac{(s_b^2/n_b)^2}{n_b - 1}}$.
+# Both as Python floats. No scipy.
+
+# %%
+def welch(a, b):
+    ...
+
+
+# %% [markdown]
+# **Exercise 3 — the smallest gap that counts [1 point].** Two methods were each run with
+# three seeds, and both have a sample standard deviation of exactly 1.0 point. How large must
+# the gap between their means be for Welch's $|t|$ to reach 3, the chapter's threshold? Give
+# the number of points (3 decimals).
+
+# %%
+smallest_gap = ...
+
+# %% [markdown]
+# **Exercise 4 — the live re-run's band [1 point].** The stored runs of a method reached
+# kNN accuracies of 44.0, 44.4 and 44.8 %. By the chapter's rule (the band is the mean ±
+# max(3 sample standard deviations, 2.5 points)), what is the band's half-width in points?
+
+# %%
+band_half_width = ...
