@@ -29,6 +29,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .results import (README_BEGIN, README_END, RANDOM, RESULTS, read_results, readme_table, results_table,  # noqa: F401
+                      table_markdown, update_readme, write_results)
+
 __all__ = ["BUDGETS", "Cell", "plan", "sweep", "rerun", "run_cell", "summarise_run", "read_results", "write_results",
            "results_table", "table_markdown", "readme_table", "update_readme", "main"]
 
@@ -36,9 +39,6 @@ BUDGETS = {  # name -> (preset, epochs): the same epochs for every method
     "lab": ("lab", 12),
     "long": ("lab", 100),
 }
-from .results import (README_BEGIN, README_END, RANDOM, RESULTS, read_results, readme_table, results_table,  # noqa: F401
-                      table_markdown, update_readme, write_results)
-
 UMAP_POINTS = 1000  # test images embedded per run for the chapter's side-by-side UMAPs
 
 
@@ -209,22 +209,18 @@ def summarise_run(cell: Cell, root: Path, umap: bool = False) -> dict:
 
 
 def _umap_points(method, test) -> dict:
+    import torch
+
     from .backbones import extract_features
     from .eval import embed_umap
 
     n = min(UMAP_POINTS, len(test))
-    idx = torch_linspace_indices(len(test), n)
+    idx = torch.linspace(0, len(test) - 1, n).round().long()  # evenly spread over the test set
     feats = extract_features(method.backbone, test.images[idx])
     xy = embed_umap(feats, seed=0)
     heads = method.predict_clusters(test.images[idx]) or []
     return {"index": idx.tolist(), "xy": [[round(float(a), 3), round(float(b), 3)] for a, b in xy],
             "labels": test.labels[idx].tolist(), "clusters": heads[0].tolist() if heads else None}
-
-
-def torch_linspace_indices(total: int, n: int):
-    import torch
-
-    return torch.linspace(0, total - 1, n).round().long()
 
 
 def _fmt(seconds: float) -> str:
