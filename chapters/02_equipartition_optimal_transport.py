@@ -142,6 +142,7 @@ for ax, lab, title in [(axes[0], scores.argmax(1), "greedy argmax"), (axes[1], b
     ax.scatter(x[:, 0], x[:, 1], c=lab, cmap="tab10", s=6, vmin=0, vmax=9)
     ax.scatter(centres[:, 0], centres[:, 1], c="k", marker="x")
     ax.set_title(f"{title}: sizes {torch.bincount(lab, minlength=3).tolist()}", fontsize=9)
+    ax.set(xlabel="first coordinate", ylabel="second coordinate")
 fig.tight_layout()
 assert torch.bincount(blob_plan.argmax(1), minlength=3).tolist() == [100, 100, 100]
 ot_lab, greedy_lab = blob_plan.argmax(1), scores.argmax(1)
@@ -151,6 +152,32 @@ for b in range(3):
           f", equipartition clusters {moved}")
 big = int(torch.bincount(y).argmax())
 assert (ot_lab[y == big] != big).any()  # the large blob has to give points away
+
+# %% [markdown]
+# **The plan itself.** The same problem as matrices, one row per point, the points grouped
+# by their blob (white lines) and, within a blob, by the cluster the plan sends them to. On
+# the left the network's probabilities $P$ (softmax of the scores); on the right
+# $N \cdot Q$, the exact plan scaled so that a row sums to one. A row of $P$ is a distribution
+# over the three clusters (sharp deep inside a blob, spread between blobs); a row of the plan
+# is a single 1, and each column holds exactly $N/K = 100$ of them (both printed below).
+
+# %%
+order = torch.argsort(y * 10 + ot_lab, stable=True)
+blob_NQ = len(x) * blob_plan
+fig, axes = plt.subplots(1, 2, figsize=(7.5, 4), sharey=True)
+for ax, mat, title in [(axes[0], torch.softmax(scores, 1), "network's probabilities $P$"),
+                       (axes[1], blob_NQ, "exact plan $N \\cdot Q$")]:
+    im = ax.imshow(mat[order], aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    for edge in torch.cumsum(torch.bincount(y), 0)[:-1].tolist():
+        ax.axhline(edge - 0.5, color="white", lw=1)
+    ax.set(xlabel="cluster", title=title, xticks=range(3))
+    ax.grid(False)
+axes[0].set_ylabel("point (grouped by blob, then by its plan's cluster)")
+fig.colorbar(im, ax=axes.tolist(), label="probability / share of the point's mass")
+plt.show()
+single = int(((blob_NQ - 1).abs() < 1e-6).any(1).sum())
+print(f"rows of N·Q holding a single 1: {single} of {len(x)}; column sums: {blob_NQ.sum(0).round().tolist()}")
+assert single == len(x) and blob_NQ.sum(0).round().tolist() == [100.0, 100.0, 100.0]
 
 # %% [markdown]
 # ## 3. The mutual-information reading
