@@ -108,6 +108,16 @@ class RunDir:
         (self.path / "config.json").write_text(json.dumps(config_dict, indent=2, sort_keys=True, default=str))
         (self.path / "git_sha.txt").write_text(git_sha() + "\n")
 
+    def write_results(self, results: dict) -> Path:
+        """``results.json`` (the final evaluation), written atomically: a run killed while writing it
+        leaves no half file that would mark it finished."""
+        path = self.path / "results.json"
+        if self.writer:
+            tmp = self.path / f"{TMP_PREFIX}results.json"
+            tmp.write_text(json.dumps(results, indent=2))
+            os.replace(tmp, path)
+        return path
+
     def log(self, metrics: dict) -> None:
         if not self.writer:
             return

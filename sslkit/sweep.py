@@ -89,7 +89,7 @@ def _random_run(cell: Cell, root: Path, device: str) -> None:
     from .config import TrainConfig, apply_preset, parse_overrides, set_value
     from .eval import evaluate_method
     from .methods import METHODS, build_method
-    from .runs import git_sha
+    from .runs import RunDir
     from .train import load_data
 
     cfg = apply_preset(TrainConfig(method="supervised", params=METHODS["supervised"].Params()),
@@ -103,13 +103,12 @@ def _random_run(cell: Cell, root: Path, device: str) -> None:
     results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
                               knn_temperature=cfg.knn_temperature)
     results.pop("heads", None), results.pop("best_head_nmi", None)  # a random classifier is not a clustering
-    out = cell.run_dir(root)
-    out.mkdir(parents=True, exist_ok=True)
+    run = RunDir(cell.run_dir(root))  # the record a trained run writes: config, git SHA, results
+    run.lock()
     cfg.epochs = 0
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    (out / "git_sha.txt").write_text(git_sha() + "\n")
-    results["device"] = device
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    run.write_config(cfg.to_dict())
+    run.write_results(dict(results, device=device))
+    run.unlock()
 
 
 def run_cell(cell: Cell, root: Path, device: str = "cpu", inprocess: bool = False) -> float:

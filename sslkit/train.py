@@ -321,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
                                   knn_temperature=cfg.knn_temperature)
         results["device"] = str(device)
-        (out / "results.json").write_text(json.dumps(results, indent=2))
-        print(f"results: kNN {results['knn_acc']:.2f}%, linear probe {results['linear_acc']:.2f}% -> {out / 'results.json'}")
+        written = RunDir(out).write_results(results)
+        print(f"results: kNN {results['knn_acc']:.2f}%, linear probe {results['linear_acc']:.2f}% -> {written}")
         return 0
     finally:
         if run is not None:

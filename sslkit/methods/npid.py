@@ -142,7 +142,7 @@ NPID.add_preset(
     "lab", source="this book: sized for a 2-core CPU (chapter 06)",
     description="ConvNet on the CIFAR-10 lab subset, 128-d bank filled from the untrained network, NCE with "
                 "m=4096 noise samples shared by each batch, tau 0.07, momentum 0.5",
-    backbone="convnet", subset="lab", epochs=20, batch_size=128, lr=0.06, weight_decay=5e-4,
+    backbone="convnet", subset="lab", epochs=12, batch_size=128, lr=0.06, weight_decay=5e-4,
     **{"params.dim": 128, "params.num_noise": 4096, "params.temperature": 0.07, "params.bank_momentum": 0.5,
        "params.shared_noise": True, "params.bank_init": "features"})
 _PAPER = ("Wu et al., CVPR 2018 (128-d features, m=4096 noise samples, bank momentum 0.5; CIFAR-10 with "
