@@ -585,7 +585,8 @@ if long is not None:
 # paper). **Multi-crop** is the paper's other addition; it reports gains of a few points
 # of ImageNet linear accuracy, for SwAV and for its versions of SeLa and DeepCluster.
 #
-# The library has no hard-code switch, so a subclass rounds the codes. Three short runs
+# Below, a subclass rounds the codes, so that the rounding stays in view (the library's own
+# switch is `params.hard_codes`, i.e. `--params.hard_codes=true` on the command line). Three short runs
 # from the same initial weights on a subset of the training images (sizes printed below):
 # soft codes with 2 crops (the lab preset), hard codes with 2 crops, soft codes with
 # 2+4 crops; kNN accuracy with the whole lab training set as the bank.

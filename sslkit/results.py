@@ -28,7 +28,8 @@ def write_results(lines: list[dict], path: Path = RESULTS) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     order = {m: i for i, m in enumerate([RANDOM, "supervised", "sela", "deepcluster", "swav", "npid"])}
-    lines = sorted(lines, key=lambda r: (r["dataset"], r["budget"], order.get(r["method"], 99), r["seed"]))
+    lines = sorted(lines, key=lambda r: (r["dataset"], r["budget"], order.get(r["method"], 99), r.get("variant", ""),
+                                         r["seed"]))
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in lines))
     os.replace(tmp, path)
@@ -51,13 +52,14 @@ def _mean_std(values) -> tuple[float | None, float | None]:
 
 
 def results_table(lines: list[dict]) -> list[dict]:
-    """Mean and (sample) standard deviation over seeds, per (dataset, budget, method)."""
+    """Mean and (sample) standard deviation over seeds, per (dataset, budget, method, variant)."""
     groups: dict[tuple, list[dict]] = {}
     for r in lines:
-        groups.setdefault((r["dataset"], r["budget"], r["method"]), []).append(r)
+        groups.setdefault((r["dataset"], r["budget"], r["method"], r.get("variant", "")), []).append(r)
     rows = []
-    for (dataset, budget, method), rs in groups.items():
-        row = {"dataset": dataset, "budget": budget, "method": method, "epochs": rs[0]["epochs"], "seeds": len(rs)}
+    for (dataset, budget, method, variant), rs in groups.items():
+        row = {"dataset": dataset, "budget": budget, "method": method, "variant": variant, "epochs": rs[0]["epochs"],
+               "seeds": len(rs)}
         for key in ("knn_acc", "linear_acc", "nmi", "ari", "cluster_acc", "wall_s", "train_s", "images_per_s"):
             row[key], row[key + "_std"] = _mean_std(r.get(key) for r in rs)
         row["device"] = ", ".join(sorted({r.get("device_name") or r["device"] for r in rs}))
@@ -84,7 +86,8 @@ def table_markdown(table: list[dict]) -> str:
         nmi = dict(row, nmi=None if row["nmi"] is None else 100 * row["nmi"],
                    nmi_std=None if row["nmi_std"] is None else 100 * row["nmi_std"])
         seeds = f"{row['seeds']}" + (" (single run)" if row["seeds"] == 1 else "")
-        body.append(f"| {row['dataset']} | {row['budget']}, {row['epochs']} epochs | {NAMES.get(row['method'], row['method'])} "
+        name = NAMES.get(row["method"], row["method"]) + (f" ({row['variant']})" if row.get("variant") else "")
+        body.append(f"| {row['dataset']} | {row['budget']}, {row['epochs']} epochs | {name} "
                     f"| {seeds} | {_pm(row, 'knn_acc')} | {_pm(row, 'linear_acc')} | {_pm(nmi, 'nmi')} "
                     f"| {_pm(row, 'cluster_acc')} | {_pm(row, 'train_s', 0)} |")
     foot = ("\n\n¹ epochs x the median epoch time (without the evaluation), which a few epochs slowed by other "

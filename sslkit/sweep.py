@@ -16,6 +16,11 @@ rewritten beside it (``table.json``, ``table.csv``, ``table.md``).
 A **budget** gives every method the same number of epochs of its ``lab`` preset (the
 chapters' runs) -- the one thing that differs between methods is the method. ``random`` is
 the untrained ConvNet of the supervised preset (no training: the floor).
+
+A **variant** is a named change of the presets for an ablation, e.g.
+``--variant hard_codes -- --params.hard_codes=true``: its runs get their own directories
+(``<method>-<variant>-seed<S>``) and their own rows in the table, beside the plain method's;
+the stored line keeps the variant's name and options.
 """
 
 from __future__ import annotations
@@ -49,13 +54,15 @@ class Cell:
     budget: str
     seed: int
     extra: list[str] = field(default_factory=list)  # further --key=value options for sslkit.train
+    variant: str = ""  # a name for what ``extra`` changes (e.g. "hard_codes"): its own run directory and table row
 
     @property
     def key(self) -> tuple:
-        return self.method, self.dataset, self.budget, self.seed
+        return self.method, self.dataset, self.budget, self.seed, self.variant
 
     def run_dir(self, root: Path) -> Path:
-        return Path(root) / f"{self.dataset}-{self.budget}" / f"{self.method}-seed{self.seed}"
+        name = f"{self.method}-{self.variant}" if self.variant else self.method
+        return Path(root) / f"{self.dataset}-{self.budget}" / f"{name}-seed{self.seed}"
 
     def train_args(self, root: Path) -> list[str]:
         preset, epochs = BUDGETS[self.budget]
@@ -72,16 +79,28 @@ def _known_datasets() -> dict:
     return {name: spec.num_classes for name, spec in registry.SPECS.items()}
 
 
-def plan(methods, datasets, seeds, budget: str, extra=()) -> list[Cell]:
+def line_key(line: dict) -> tuple:
+    """A stored line's cell: (method, dataset, budget, seed, variant)."""
+    return line["method"], line["dataset"], line["budget"], line["seed"], line.get("variant", "")
+
+
+def plan(methods, datasets, seeds, budget: str, extra=(), variant: str = "") -> list[Cell]:
     """Every (method, dataset, seed) of the grid; checked before any run starts."""
+    import re
+
     from .methods import METHODS
 
+    if variant and not re.fullmatch(r"[a-z0-9_]+", variant):
+        raise SystemExit(f"sslkit.sweep: --variant={variant!r}: use lower-case letters, digits and _ only")
+    if variant and not extra:
+        raise SystemExit(f"sslkit.sweep: --variant={variant} names a change, but no options follow: give them "
+                         f"after --, e.g. --variant={variant} -- --params.hard_codes=true")
     if budget not in BUDGETS:
         raise SystemExit(f"sslkit.sweep: unknown --budget={budget}; choose one of {sorted(BUDGETS)}")
     for m in methods:
         if m != RANDOM and m not in METHODS:
             raise SystemExit(f"sslkit.sweep: unknown method {m!r}; choose among {[RANDOM, *sorted(METHODS)]}")
-    return [Cell(m, d, budget, int(s), list(extra)) for d in datasets for s in seeds for m in methods]
+    return [Cell(m, d, budget, int(s), list(extra), variant) for d in datasets for s in seeds for m in methods]
 
 
 def _random_run(cell: Cell, root: Path, device: str) -> None:
@@ -184,6 +203,8 @@ def summarise_run(cell: Cell, root: Path, umap: bool = False) -> dict:
             "torch": torch.__version__, "git_sha": (out / "git_sha.txt").read_text().strip(),
             "train_images": res.get("train_images"), "test_images": res.get("test_images"),
             "curve": curve, "config": cfg}
+    if cell.variant:  # what the variant changed, beside the whole config
+        line["variant"], line["variant_options"] = cell.variant, list(cell.extra)
     try:
         with open("/proc/cpuinfo") as f:
             names = [x.split(":", 1)[1].strip() for x in f if x.startswith("model name")]
@@ -229,7 +250,7 @@ def _fmt(seconds: float) -> str:
 def sweep(cells: list[Cell], root: Path, results: Path, device: str = "cpu", umap_seed: int | None = 0,
           inprocess: bool = False) -> None:
     """Run every cell not yet finished, in order, writing its line and the table after each."""
-    lines = {tuple(r[k] for k in ("method", "dataset", "budget", "seed")): r for r in read_results(results)}
+    lines = {line_key(r): r for r in read_results(results)}
     t_start, done_here = time.time(), 0
     for i, cell in enumerate(cells, 1):
         out = cell.run_dir(root)
@@ -254,7 +275,7 @@ def sweep(cells: list[Cell], root: Path, results: Path, device: str = "cpu", uma
 
 def rerun(line: dict, root: Path, device: str = "cpu") -> int:
     """Train a stored line again from its own config (``sslkit.train --config``) and print both results."""
-    cell = Cell(line["method"], line["dataset"], line["budget"], line["seed"])
+    cell = Cell(line["method"], line["dataset"], line["budget"], line["seed"], variant=line.get("variant", ""))
     out = cell.run_dir(root)
     if cell.method == RANDOM:
         _random_run(cell, root, device)
@@ -285,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--device", default="cpu")
     r.add_argument("--root", type=Path, default=Path("runs/sweep"))
     r.add_argument("--results", type=Path, default=RESULTS)
+    r.add_argument("--variant", default="", help="a name for what the options after -- change (e.g. hard_codes): "
+                   "the runs get their own directories and their own rows in the table, beside the plain method's")
     r.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     r.add_argument("extra", nargs="*", help="further --key=value options for every run (after --)")
     u = sub.add_parser("summarise", help="rewrite the lines of --results from their run directories (no training)")
@@ -307,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = read_results(args.results)
         fresh = []
         for line in lines:
-            cell = Cell(line["method"], line["dataset"], line["budget"], line["seed"])
+            cell = Cell(line["method"], line["dataset"], line["budget"], line["seed"],
+                        line.get("variant_options", []), line.get("variant", ""))
             if "train_s" in line and not args.all:
                 fresh.append(line)
                 continue
@@ -322,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "rerun":
         return rerun(read_results(args.results)[args.line - 1], args.root, args.device)
     else:
-        cells = plan(args.methods, args.datasets, args.seeds, args.budget, args.extra)
+        cells = plan(args.methods, args.datasets, args.seeds, args.budget, args.extra, args.variant)
         if args.dry_run:
             for c in cells:
                 print("python -m sslkit.train " + " ".join(c.train_args(args.root)) if c.method != RANDOM

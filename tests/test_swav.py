@@ -46,6 +46,35 @@ def test_codes_equipartition_the_batch():
     assert (q3.sum(0) - 8).abs().max() < (torch.softmax(m.prototype_scores(z) / 0.05, 1).sum(0) - 8).abs().max()
 
 
+def _official_codes(scores, eps=0.05, iters=3):
+    """The SwAV paper's Sinkhorn (Algorithm 1 / the official distributed_sinkhorn), on one process."""
+    q = torch.exp(scores / eps).t()  # K x B
+    q /= q.sum()
+    k, b = q.shape
+    for _ in range(iters):
+        q /= q.sum(1, keepdim=True)
+        q /= k
+        q /= q.sum(0, keepdim=True)
+        q /= b
+    return (q * b).t()
+
+
+def test_hard_codes_are_the_one_hot_argmax_of_the_soft_codes():
+    z = torch.nn.functional.normalize(torch.randn(64, 16, generator=torch.Generator().manual_seed(3)), dim=1)
+    soft_m = sk.build_method(_cfg(), 64)
+    hard_m = sk.build_method(_cfg(hard_codes=True), 64)
+    hard_m.load_state_dict(soft_m.state_dict())
+    scores = soft_m.prototype_scores(z)
+    soft = soft_m.codes(scores, 0, z)
+    assert torch.allclose(soft, _official_codes(scores.detach().double()).float(), atol=1e-5)
+    hard = hard_m.codes(scores, 0, z)
+    assert set(hard.unique().tolist()) == {0.0, 1.0} and torch.equal(hard.sum(1), torch.ones(64))
+    assert torch.equal(hard.argmax(1), _official_codes(scores.detach().double()).argmax(1))
+    cfg = sk.TrainConfig(method="swav")
+    sk.set_value(cfg, "params.hard_codes", "true")  # the command line's --params.hard_codes=true
+    assert cfg.params.hard_codes is True
+
+
 def test_loss_equals_hand_written_formula():
     g = torch.Generator().manual_seed(1)
     scores = [torch.randn(3, 4, generator=g) for _ in range(3)]  # 2 full crops + 1 small crop

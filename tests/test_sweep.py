@@ -90,6 +90,30 @@ def test_sweep_trains_skips_and_resumes(tmp_path, image_folder_tar, monkeypatch)
     assert (again["knn_acc"], again["linear_acc"]) == (line["knn_acc"], line["linear_acc"])
 
 
+def test_a_variant_gets_its_own_runs_and_rows_beside_the_plain_method(tmp_path, image_folder_tar):
+    with pytest.raises(SystemExit, match="lower-case letters"):
+        sw.plan(["swav"], ["cifar10"], [0], "lab", ["--params.hard_codes=true"], variant="Hard codes")
+    with pytest.raises(SystemExit, match="no options follow"):
+        sw.plan(["swav"], ["cifar10"], [0], "lab", [], variant="hard_codes")
+    path, _ = image_folder_tar
+    extra = ["--subset=full", "--epochs=1", "--batch_size=4", "--knn_k=3", "--params.num_classes=3"]
+    results = tmp_path / "runs.jsonl"
+    plain = sw.plan(["supervised"], [str(path)], [0], "lab", extra)
+    varied = sw.plan(["supervised"], [str(path)], [0], "lab", [*extra, "--weight_decay=0"], variant="no_wd")
+    assert plain[0].run_dir(tmp_path) != varied[0].run_dir(tmp_path)
+    sw.sweep(plain + varied, tmp_path / "root", results, inprocess=True)
+    lines = sw.read_results(results)
+    assert [r.get("variant", "") for r in lines] == ["", "no_wd"]
+    assert lines[1]["variant_options"][-1] == "--weight_decay=0" and lines[1]["config"]["weight_decay"] == 0.0
+    assert lines[0]["config"]["weight_decay"] != 0.0
+    table = sw.results_table(lines)
+    assert [(r["method"], r["variant"], r["seeds"]) for r in table] == [("supervised", "", 1), ("supervised", "no_wd", 1)]
+    assert "| supervised (labels: the ceiling) (no_wd) |" in sw.table_markdown(table)
+    sw.main(["summarise", "--all", "--results", str(results), "--root", str(tmp_path / "root")])  # rebuilt lines
+    assert [(r.get("variant", ""), r["knn_acc"]) for r in sw.read_results(results)] == \
+        [(r.get("variant", ""), r["knn_acc"]) for r in lines]
+
+
 def test_supervised_cells_get_one_output_per_class_of_a_registered_dataset():
     (c10,) = sw.plan(["supervised"], ["cifar10"], [0], "lab")
     (c100,) = sw.plan(["supervised"], ["cifar100"], [0], "lab")

@@ -50,6 +50,8 @@ class SwavParams:
     freeze_prototypes_steps: int = opt(313, 'steps without gradient for the prototypes (paper: 313)')
     queue_length: int = opt(0, 'features kept per full-resolution crop (0: no queue)')
     queue_start_epoch: int = opt(15, '0-based epoch from which the queue is used')
+    hard_codes: bool = opt(False, "round each code to a one-hot vector (the paper's discrete codes, section 3.1, "
+                                  "which it reports as worse)")
     n_local: int = opt(0, 'small crops besides the 2 full-resolution ones')
     local_size: int = opt(16, 'side in pixels of the small crops')
     global_scale_min: float = opt(0.14, 'full crops cover (global_scale_min, 1) of the image')
@@ -154,8 +156,10 @@ class SwAV(Method):
             if crop == 1:
                 self.queue_filled.add_(b).clamp_(max=self.queue.shape[1])
         q = sinkhorn(s, 1.0 / self.params.epsilon, max_iters=self.params.sinkhorn_iters, tol=0.0,
-                     min_iters=self.params.sinkhorn_iters).codes()
-        return q[-len(z):]
+                     min_iters=self.params.sinkhorn_iters).codes()[-len(z):]
+        if self.params.hard_codes:  # each image wholly on its best prototype
+            q = F.one_hot(q.argmax(1), q.shape[1]).to(q.dtype)
+        return q
 
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         self.epoch = ctx.epoch
