@@ -293,13 +293,14 @@ if long_methods:
     plt.tight_layout()
     plt.show()
 
-    print(f"{'method':>11} | kNN, 12 epochs (mean ± std) | kNN, 100 epochs | gain | linear, 100 epochs | "
+    print(f"{'method':>11} | kNN, 12 epochs (mean ± std) | kNN, 100 epochs |  gain | linear, 100 epochs | "
           f"kNN over the last 10 epochs | training time")
     for m in long_methods:
         r, lab = long_runs[m], lab_rows[m]
         tail = [c["knn_acc"] for c in r["curve"] if c["knn_acc"] is not None and c["epoch"] >= r["epochs"] - 10]
+        knn, linear = round(r["knn_acc"], 4), round(r["linear_acc"], 4)   # rounded as the table rounds them
         print(f"{NAMES[m]:>11} | {lab['knn_acc']:5.1f} ± {lab['knn_acc_std']:.1f} ({lab['seeds']} seeds)     | "
-              f"{r['knn_acc']:14.1f}  | {r['knn_acc'] - lab['knn_acc']:+4.1f} | {r['linear_acc']:18.1f} | "
+              f"{knn:14.1f}  | {knn - lab['knn_acc']:+5.1f} | {linear:18.1f} | "
               f"{tail[0]:.1f} -> {tail[-1]:.1f}               | {r['train_s'] / 60:.0f} min")
     ssl_long = sorted([m for m in long_methods if m in SSL], key=lambda m: -long_runs[m]["knn_acc"])
     noise = 3 * max(lab_rows[m]["knn_acc_std"] for m in ssl_long) if ssl_long else 0.0
