@@ -16,14 +16,20 @@ from pathlib import Path
 import torch
 
 
+RESULTS_DIR = "chapters/results"  # the sweep's stored results, inside the repository
+
+
 def git_sha(cwd: str | Path | None = None) -> str:
     """The current commit of the repository holding sslkit (``unknown`` outside git)."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        # changes to the stored results (chapters/results, which a sweep writes as it goes) are not changes
+        # of the code that produced them
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                                f":(top,exclude){RESULTS_DIR}"], cwd=cwd, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
         return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -158,3 +158,27 @@ def test_stored_results_have_the_issue_fields_and_three_seeds_per_cifar10_cell()
     # a cell with one seed says so in the table
     md = sw.table_markdown(table)
     assert md.count("(single run)") == sum(r["seeds"] == 1 for r in table)
+
+
+def test_git_sha_is_dirty_for_code_changes_but_not_for_the_stored_results(tmp_path):
+    """A sweep appends to chapters/results as it goes: that must not mark the next runs' code as changed."""
+    import subprocess
+
+    from sslkit.runs import git_sha
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "chapters" / "results").mkdir(parents=True)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
+    (tmp_path / "chapters" / "results" / "runs.jsonl").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.email=a@b", "-c", "user.name=t", "commit", "-qm", "init")
+    clean = git_sha(tmp_path / "pkg")
+    assert len(clean) == 40 and not clean.endswith("-dirty")
+    (tmp_path / "chapters" / "results" / "runs.jsonl").write_text("{}\n{}\n")
+    assert git_sha(tmp_path / "pkg") == clean
+    (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
+    assert git_sha(tmp_path / "pkg") == clean + "-dirty"
