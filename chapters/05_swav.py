@@ -156,7 +156,8 @@ with torch.no_grad():
 scores = z @ prototypes.t()
 q_ours = swav_codes_from_scratch(scores)
 q_lib = sk.swav_codes(scores, epsilon=0.05, iterations=3)
-assert torch.allclose(q_ours, q_lib, atol=1e-5)
+assert torch.allclose(q_ours, q_lib, atol=1e-5), (f"max |difference| {(q_ours - q_lib).abs().max():.2e}; "
+                                                  f"non-finite scores: {int((~scores.isfinite()).sum())}")
 print("from-scratch codes == sk.swav_codes:", torch.allclose(q_ours, q_lib, atol=1e-5))
 
 # %% [markdown]
