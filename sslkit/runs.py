@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-
-RESULTS_DIR = "chapters/results"  # the sweep's stored results, inside the repository
+from .results import RESULTS
 
 
 def git_sha(cwd: str | Path | None = None) -> str:
@@ -28,7 +27,7 @@ def git_sha(cwd: str | Path | None = None) -> str:
         # changes to the stored results (chapters/results, which a sweep writes as it goes) are not changes
         # of the code that produced them
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
-                                f":(top,exclude){RESULTS_DIR}"], cwd=cwd, capture_output=True, text=True,
+                                f":(top,exclude){RESULTS.parent.as_posix()}"], cwd=cwd, capture_output=True, text=True,
                                timeout=10).stdout.strip()
         return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -114,15 +113,20 @@ class RunDir:
         (self.path / "config.json").write_text(json.dumps(config_dict, indent=2, sort_keys=True, default=str))
         (self.path / "git_sha.txt").write_text(git_sha() + "\n")
 
-    def write_results(self, results: dict) -> Path:
-        """``results.json`` (the final evaluation), written atomically: a run killed while writing it
-        leaves no half file that would mark it finished."""
-        path = self.path / "results.json"
+    def _replace(self, name: str, text: str) -> Path:
+        """Write ``name`` atomically (a temporary file, then a rename): a killed writer leaves the old file
+        or none, never half of one; ``lock`` removes the temporary files a killed run left."""
+        path = self.path / name
         if self.writer:
-            tmp = self.path / f"{TMP_PREFIX}results.json"
-            tmp.write_text(json.dumps(results, indent=2))
+            tmp = self.path / f"{TMP_PREFIX}{name}"
+            tmp.write_text(text)
             os.replace(tmp, path)
         return path
+
+    def write_results(self, results: dict) -> Path:
+        """``results.json`` (the final evaluation): a run killed while writing it leaves no half file
+        that would mark it finished."""
+        return self._replace("results.json", json.dumps(results, indent=2))
 
     def log(self, metrics: dict) -> None:
         if not self.writer:
@@ -170,12 +174,7 @@ class RunDir:
 
     def rewrite_metrics(self, records: list[dict]) -> None:
         """Replace metrics.jsonl by ``records`` (atomically), e.g. when resuming from an earlier checkpoint."""
-        if not self.writer:
-            return
-        f = self.path / "metrics.jsonl"
-        tmp = self.path / f"{TMP_PREFIX}metrics.jsonl"
-        tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in records))
-        os.replace(tmp, f)
+        self._replace("metrics.jsonl", "".join(json.dumps(r, default=float) + "\n" for r in records))
 
     def read_metrics(self) -> list[dict]:
         f = self.path / "metrics.jsonl"
