@@ -6,7 +6,9 @@ generator seeded identically on every process, so the result equals one process'
 result on the concatenated rows.
 
 k-means (Lloyd's algorithm):
-* initialisation by k-means++ (D^2 sampling) or uniformly random points;
+* initialisation by k-means|| (the default: a few rounds of D^2 oversampling, each one blocked
+  matrix product, then weighted k-means++ on the candidates; Bahmani et al., VLDB 2012), by
+  k-means++ (D^2 sampling, k sequential passes) or by uniformly random points;
 * distances in chunks of rows, ``||x||^2 - 2 x.c + ||c||^2``, so N x K never has to fit in
   memory at once;
 * an empty cluster is re-seeded by splitting a large one: it takes a slightly perturbed
@@ -71,20 +73,24 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int | None = No
     norms, when the caller has them (k-means computes them once, not every iteration).
     """
     chunk_size = chunk_size or _default_chunk(x, len(centroids))
-    c_sq = (centroids * centroids).sum(1)
+    c_sq = (centroids * centroids).sum(1)[None, :]
+    c_t = centroids.T.contiguous()  # the layout the product reads fastest
     labels = torch.empty(len(x), dtype=torch.long, device=x.device)
     d2 = torch.empty(len(x), dtype=x.dtype, device=x.device)
+    # one block buffer, reused: a fresh N x K allocation per block costs more than its product on a CPU
+    buf = torch.empty(min(chunk_size, len(x)), len(centroids), dtype=x.dtype, device=x.device)
     for i in range(0, len(x), chunk_size):
         xb = x[i:i + chunk_size]
         # ||c||^2 - 2 x.c in one fused matrix product; ||x||^2 is the same for every centroid,
         # so it is added to the minimum only
-        partial = torch.addmm(c_sq[None, :], xb, centroids.T, alpha=-2.0)
-        mn, labels[i:i + chunk_size] = partial.min(1)
-        d2[i:i + chunk_size] = mn + ((xb * xb).sum(1) if x_sq is None else x_sq[i:i + chunk_size])
+        part = torch.addmm(c_sq, xb, c_t, alpha=-2.0, out=buf[:len(xb)])
+        torch.min(part, 1, out=(d2[i:i + chunk_size], labels[i:i + chunk_size]))
+        d2[i:i + chunk_size] += (xb * xb).sum(1) if x_sq is None else x_sq[i:i + chunk_size]
     return labels, d2.clamp_(min=0)
 
 
-def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | None) -> torch.Tensor:
+def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | None,
+              weights: torch.Tensor | None = None, local: bool = False) -> torch.Tensor:
     """k-means++ (D^2 sampling), the same draws as the textbook loop, without its cost.
 
     The textbook loop computes every point's distance to every new centroid: k passes over
@@ -92,12 +98,22 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     when ||c - c_j|| >= 2 ||x - c_j|| (triangle inequality), so only the other points are
     computed (Raff, "Exact acceleration of k-means++ and k-means||", IJCAI 2021), with a
     margin for rounding; the distances, hence the draws, are those of the textbook loop.
+
+    ``weights``: draw with probability proportional to ``weights * D^2`` (k-means||'s
+    reclustering of its candidates). ``local``: ``x`` is the same on every process (no
+    reductions).
     """
     n, d = x.shape
-    start, total = _global_offsets(n, x.device)
-    first = torch.randint(total, (1,), generator=g)
+    if local:
+        start, total = 0, n
+        gather, reduce_sum, pick = (lambda t: t), (lambda t: t), (lambda idx: x[idx])
+    else:
+        start, total = _global_offsets(n, x.device)
+        gather, reduce_sum, pick = dist.all_gather_cat, dist.all_reduce_sum, (lambda idx: _pick_rows(x, idx, start))
+    first = torch.randint(total, (1,), generator=g) if weights is None else \
+        torch.multinomial(weights.double().cpu(), 1, generator=g)
     centroids = torch.empty(k, d, device=x.device, dtype=x.dtype)
-    centroids[:1] = _pick_rows(x, first.to(x.device), start)
+    centroids[:1] = pick(first.to(x.device))
     d2 = assign(x, centroids[:1], chunk_size)[1]
     # the first distances come from ||x||^2 - 2 x.c + ||c||^2 (rounding ~ eps (||x||^2 + ||c||^2)):
     # a per-point allowance until the point's distance is recomputed directly
@@ -106,19 +122,20 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     # rows per block of the full passes: 8 MiB of float32 on a CPU (few Python steps, and the
     # allocator reuses the buffer), 65536 rows on an accelerator
     block = chunk_size or (max(256, (1 << 21) // max(d, 1)) if x.device.type == "cpu" else 65536)
+    w = None if weights is None else weights.to(x.device, torch.float64)
     for t in range(1, k):
-        local_sum = d2.sum().reshape(1)
-        sums = dist.all_gather_cat(local_sum).double().cpu()
+        mass = d2.double() if w is None else d2.double() * w
+        sums = gather((d2.sum() if w is None else mass.sum()).reshape(1)).double().cpu()
         u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(sums.sum())
         owner = int(torch.searchsorted(sums.cumsum(0), torch.tensor([u], dtype=torch.float64)).clamp(max=len(sums) - 1))
         idx = torch.zeros(1, dtype=torch.long, device=x.device)
-        if owner == dist.rank():
+        if local or owner == dist.rank():
             residual = u - float(sums[:owner].sum())
-            cum = d2.double().cumsum(0)
+            cum = mass.cumsum(0)
             idx[0] = int(torch.searchsorted(cum, torch.tensor([residual], dtype=torch.float64, device=x.device))
                          .clamp(max=len(x) - 1)) + start
-        idx = dist.all_reduce_sum(idx)
-        c = _pick_rows(x, idx, start)
+        idx = reduce_sum(idx)
+        c = pick(idx)
         centroids[t:t + 1] = c
         if t == k - 1:
             break  # the last centroid's distances are never used
@@ -144,6 +161,44 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     return centroids
 
 
+def _kmeans_parallel(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | None, rounds: int = 5,
+                     oversample: float = 0.5) -> torch.Tensor:
+    """k-means|| (Bahmani, Moseley, Vattani, Kumar, Vassilvitskii, "Scalable k-means++", VLDB 2012).
+
+    One random point, then ``rounds`` rounds that each keep every point with probability
+    ``oversample * k * D^2 / sum(D^2)`` (about ``oversample * k`` new candidates) and update
+    every point's distance to the candidates with one blocked matrix product. The candidates,
+    weighted by how many points are nearest to each, are then reduced to ``k`` centroids by
+    weighted k-means++. Each point is compared with about ``rounds * oversample * k``
+    candidates in a few matrix products, where k-means++ makes ``k`` sequential passes.
+    The random draws are made for the global row indices, so the result does not depend on
+    how rows are split over processes.
+    """
+    n, d = x.shape
+    start, total = _global_offsets(n, x.device)
+    expected = max(1.0, oversample * k)
+    first = torch.randint(total, (1,), generator=g)
+    cands = [_pick_rows(x, first.to(x.device), start)]
+    near, d2 = assign(x, cands[0], chunk_size)
+    count = 1
+    for _ in range(rounds):
+        phi = float(dist.all_reduce_sum(d2.double().sum().reshape(1)))
+        u = torch.rand(total, generator=g, dtype=torch.float64)[start:start + n].to(x.device)
+        new = dist.all_gather_rows(x[u * phi < expected * d2.double()])
+        if phi <= 0 or len(new) == 0:
+            continue
+        lab, dd = assign(x, new, chunk_size)
+        closer = dd < d2
+        d2, near = torch.where(closer, dd, d2), torch.where(closer, lab + count, near)
+        cands.append(new)
+        count += len(new)
+    cands = torch.cat(cands)
+    weights = dist.all_reduce_sum(torch.bincount(near, minlength=count).double())
+    if int((weights > 0).sum()) < k:  # too few distinct candidates (tiny or degenerate data)
+        return _kmeanspp(x, k, g, chunk_size)
+    return _kmeanspp(cands, k, g, chunk_size, weights=weights, local=True)
+
+
 def _init(x, k, init, g, chunk_size):
     if torch.is_tensor(init):  # given starting centroids
         if init.shape != (k, x.shape[1]):
@@ -151,13 +206,15 @@ def _init(x, k, init, g, chunk_size):
         return init.to(x).clone()
     if init == "kmeans++":
         return _kmeanspp(x, k, g, chunk_size)
+    if init == "kmeans||":
+        return _kmeans_parallel(x, k, g, chunk_size)
     if init == "random":
         start, total = _global_offsets(len(x), x.device)
         if total < k:
             raise ValueError(f"k-means needs at least k={k} points, got {total}")
         idx = torch.randperm(total, generator=g)[:k].to(x.device)
         return _pick_rows(x, idx, start)
-    raise ValueError(f"unknown init {init!r}; use 'kmeans++' or 'random'")
+    raise ValueError(f"unknown init {init!r}; use 'kmeans++', 'kmeans||' or 'random'")
 
 
 def _reseed_empty(centroids, counts, g, eps=1e-4) -> int:
@@ -209,17 +266,18 @@ def _check_kmeans_args(x, k, iters, restarts, init) -> int:
                          "remove or impute them before clustering")
     if torch.is_tensor(init) and init.shape != (k, x.shape[1]):
         raise ValueError(f"initial centroids must have shape ({k}, {x.shape[1]}), got {tuple(init.shape)}")
-    if not torch.is_tensor(init) and init not in ("kmeans++", "random"):
-        raise ValueError(f"unknown init {init!r}; use 'kmeans++', 'random' or a (k, D) tensor")
+    if not torch.is_tensor(init) and init not in ("kmeans++", "kmeans||", "random"):
+        raise ValueError(f"unknown init {init!r}; use 'kmeans++', 'kmeans||', 'random' or a (k, D) tensor")
     return total
 
 
 @torch.no_grad()
-def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="kmeans++",
+def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="kmeans||",
            restarts: int = 1, seed: int = 0, chunk_size: int | None = None, reseed_empty: bool = True) -> KMeansResult:
     """Cluster the rows of ``x`` (N, D) into ``k`` clusters; see the module docstring.
 
-    init: ``"kmeans++"``, ``"random"`` or a (k, D) tensor of starting centroids.
+    init: ``"kmeans||"`` (scalable k-means++, the default), ``"kmeans++"``, ``"random"`` or a
+    (k, D) tensor of starting centroids.
 
     Raises ValueError, before any work, for k < 1, k > N (under ``torch.distributed`` N is
     the number of rows over all processes), N = 0, NaN or infinite features, and a

@@ -56,6 +56,18 @@ def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def all_gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``t`` from every process along dim 0, in rank order, whatever each one's
+    number of rows (padded for the all-gather, then trimmed); ``t`` alone otherwise."""
+    if not is_distributed():
+        return t
+    sizes = all_gather_cat(torch.tensor([len(t)], device=t.device)).tolist()
+    padded = torch.zeros((max(sizes), *t.shape[1:]), dtype=t.dtype, device=t.device)
+    padded[:len(t)] = t
+    parts = all_gather_cat(padded).split(max(sizes))
+    return torch.cat([p[:s] for p, s in zip(parts, sizes)])
+
+
 def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     if is_distributed():
         dist.broadcast(t, src)

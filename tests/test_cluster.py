@@ -88,7 +88,8 @@ def _worker(rank, world, port, x, out):
     try:
         res = kmeans(x.chunk(world)[rank], 6, iters=15, seed=3)
         pca = fit_pca(x.chunk(world)[rank], 3)
-        out[rank] = (res.centroids, res.labels, res.inertia, pca.components)
+        par = kmeans(x.chunk(world)[rank], 6, iters=15, seed=3, init="kmeans||")
+        out[rank] = (res.centroids, res.labels, res.inertia, pca.components, par.centroids, par.labels)
     finally:
         dist.destroy_process_group()
 
@@ -103,6 +104,9 @@ def test_distributed_equals_single_process():
     assert out[0][2] == pytest.approx(single.inertia, rel=1e-6)
     comp = fit_pca(x, 3).components
     assert torch.allclose(out[0][3].abs(), comp.abs(), atol=1e-4)
+    par = kmeans(x, 6, iters=15, seed=3, init="kmeans||")  # k-means|| draws per global row: the same seeding
+    assert torch.allclose(out[0][4], par.centroids, atol=1e-5) and torch.allclose(out[1][4], par.centroids, atol=1e-5)
+    assert torch.equal(torch.cat([out[0][5], out[1][5]]), par.labels)
 
 
 def _textbook_kmeanspp(x, k, g):
@@ -131,6 +135,51 @@ def test_accelerated_kmeanspp_draws_the_textbook_centroids(kind):
     ours = _kmeanspp(x, 40, torch.Generator().manual_seed(5), None)
     ref = _textbook_kmeanspp(x, 40, torch.Generator().manual_seed(5))
     assert torch.equal(ours, ref)
+
+
+def _weighted_textbook_kmeanspp(x, w, k, g):
+    """D^2 sampling with probabilities proportional to w * D^2 (k-means||'s reclustering)."""
+    first = torch.multinomial(w.double(), 1, generator=g)
+    cents = [x[first[0]]]
+    d2 = ((x - cents[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        mass = d2.double() * w.double()
+        u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(mass.sum())
+        idx = int(torch.searchsorted(mass.cumsum(0), torch.tensor([u], dtype=torch.float64)).clamp(max=len(x) - 1))
+        cents.append(x[idx])
+        d2 = torch.minimum(d2, ((x - x[idx]) ** 2).sum(1))
+    return torch.stack(cents)
+
+
+def test_weighted_kmeanspp_draws_the_textbook_centroids():
+    g = torch.Generator().manual_seed(12)
+    x = torch.randint(-6, 7, (1500, 8), generator=g).float()
+    w = torch.randint(0, 5, (1500,), generator=g).double()
+    from sslkit.cluster import _kmeanspp
+    ours = _kmeanspp(x, 30, torch.Generator().manual_seed(2), None, weights=w, local=True)
+    assert torch.equal(ours, _weighted_textbook_kmeanspp(x, w, 30, torch.Generator().manual_seed(2)))
+
+
+def test_kmeans_parallel_seeding_is_as_good_as_kmeanspp():
+    """k-means|| (Bahmani et al. 2012), sslkit's default seeding, seeds at least as well as
+    k-means++ with one draw per centroid (Arthur and Vassilvitskii's rule; the reference is
+    scikit-learn's ``kmeans_plusplus`` with ``n_local_trials=1``), on average over seeds, and
+    much better than random points; after Lloyd's iterations it is not worse either."""
+    sklearn = pytest.importorskip("sklearn.cluster")
+    g = torch.Generator().manual_seed(3)
+    centres = torch.randn(40, 16, generator=g) * 4
+    x = centres[torch.randint(40, (8000,), generator=g)] + torch.randn(8000, 16, generator=g)
+    seeds = range(6)
+    ours = [kmeans(x, 40, iters=1, tol=0.0, init="kmeans||", seed=s).history[0] for s in seeds]
+    rand = [kmeans(x, 40, iters=1, tol=0.0, init="random", seed=s).history[0] for s in seeds]
+    ref = []
+    for s in seeds:  # the inertia of scikit-learn's seeding alone
+        c = sklearn.kmeans_plusplus(x.numpy(), 40, random_state=s, n_local_trials=1)[0]
+        ref.append(float((torch.cdist(x, torch.from_numpy(c)) ** 2).min(1).values.sum()))
+    assert sum(ours) <= 1.05 * sum(ref) and sum(ours) < 0.8 * sum(rand)
+    final = [kmeans(x, 40, iters=30, seed=s).inertia for s in seeds]
+    final_pp = [kmeans(x, 40, iters=30, seed=s, init="kmeans++").inertia for s in seeds]
+    assert sum(final) <= 1.05 * sum(final_pp)
 
 
 def test_invalid_input_raises_a_clear_error():
