@@ -9,7 +9,7 @@ from .augment import AugmentConfig, augment as augment_batch, multi_crop, to_flo
 from .backbones import DATASET_STATS, Backbone, Sobel, build_backbone, extract_features
 from .cluster import PCA, KMeansResult, fit_pca, kmeans, uniform_cluster_sampler
 from .config import ConfigError, TrainConfig, apply_preset, config_from_dict, parse_overrides, presets_for, set_value
-from .device import pick_device, seed_everything, setup_notebook
+from .device import native_bf16, pick_device, resolve_precision, seed_everything, setup_notebook
 from .engine import fit, knn_monitor
 from .eval import (ari, cluster_report, cluster_sizes, clustering_metrics, embed_umap, evaluate_method,
                    hungarian_accuracy,
@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     # set-up
-    "setup_notebook", "pick_device", "seed_everything",
+    "setup_notebook", "pick_device", "seed_everything", "native_bf16", "resolve_precision",
     # data on the device
     "augment", "augment_batch", "AugmentConfig", "multi_crop", "to_float",
     # networks

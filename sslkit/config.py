@@ -39,7 +39,7 @@ METHOD_REGISTRY: dict = {}
 
 Optimizer = typing.Literal["sgd", "adamw", "lars"]
 Schedule = typing.Literal["cosine", "constant", "step"]
-Precision = typing.Literal["fp32", "bf16", "fp16"]
+Precision = typing.Literal["fp32", "bf16", "fp16", "auto"]
 
 
 @dataclass
@@ -65,9 +65,11 @@ class TrainConfig:
     lr_gamma: float = opt(0.1, 'schedule=step: factor applied at each milestone')
     seed: int = opt(0, 'weights, augmentations and sampling order')
     device: str = opt("auto", 'auto | cpu | cuda | cuda:N | mps')
-    precision: Precision = opt("fp32", 'fp32 | bf16 | fp16. CUDA: autocast of the training step. CPU: bf16 runs '
-                                       'the backbone in bf16 while training (heads, codes, losses, evaluation '
-                                       'stay fp32); fp16 needs CUDA')
+    precision: Precision = opt("fp32", 'fp32 | bf16 | fp16 | auto. CUDA: autocast of the training step. CPU: bf16 '
+                                       'runs the backbone in bf16 while training (heads, codes, Sinkhorn, k-means, '
+                                       'losses and evaluation stay fp32); fp16 needs CUDA. auto (the lab presets): '
+                                       'bf16 where the device does bf16 in hardware (a CUDA GPU with bf16, a CPU '
+                                       'with AVX512-BF16 or AMX), else fp32; the run records which')
     knn_every: int = opt(1, 'epochs between kNN monitors (0: off)')
     knn_k: int = opt(200, 'neighbours of the weighted kNN monitor')
     knn_temperature: float = opt(0.1, 'kNN vote weight exp(similarity / T)')

@@ -28,6 +28,28 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` does bf16 matrix products in hardware: a CUDA GPU with bf16 support, or a
+    CPU with AVX512-BF16 or AMX (oneDNN uses them under autocast). Elsewhere (MPS, older CPUs) bf16
+    would be emulated, slower than fp32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(bool(check()) for check in checks if check is not None)
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision a run trains in: ``auto`` is ``bf16`` where :func:`native_bf16` holds for
+    ``device``, else ``fp32``; ``fp32``, ``bf16`` and ``fp16`` are kept as they are."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)

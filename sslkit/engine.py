@@ -18,7 +18,7 @@ import torch
 from . import dist
 from .backbones import extract_features
 from .config import TrainConfig
-from .device import pick_device, seed_everything
+from .device import pick_device, resolve_precision, seed_everything
 from .eval.knn import knn_accuracy
 from .eval.metrics import clustering_metrics
 from .methods.base import EpochContext, Method
@@ -30,21 +30,22 @@ def resolve_device(cfg: TrainConfig) -> torch.device:
     return pick_device(None if cfg.device == "auto" else cfg.device)
 
 
-def _autocast(cfg: TrainConfig, device: torch.device):
+def _autocast(precision: str, device: torch.device):
     """On CUDA the whole training step runs under autocast (bf16 or fp16); elsewhere nothing
-    here: bf16 off CUDA is the backbone's own autocast (``_backbone_precision``)."""
-    if cfg.precision == "fp32" or device.type != "cuda":
+    here: bf16 off CUDA is the backbone's own autocast (``_backbone_precision``).
+    ``precision``: the resolved one (``resolve_precision``: never ``auto``)."""
+    if precision == "fp32" or device.type != "cuda":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast("cuda", dtype=dtype)
 
 
-def _backbone_precision(method: Method, cfg: TrainConfig, device: torch.device) -> None:
-    """``--precision=bf16`` off CUDA: the backbone's convolutions run in bf16 while training
-    (CPUs with bf16 dot products do them about twice as fast); its output, the heads,
-    Sinkhorn, k-means, the losses and every evaluation stay in fp32."""
+def _backbone_precision(method: Method, precision: str, device: torch.device) -> None:
+    """bf16 off CUDA: the backbone's convolutions run in bf16 while training (CPUs with bf16
+    dot products do them about twice as fast); its output, the heads, Sinkhorn, k-means, the
+    losses and every evaluation stay in fp32. ``precision``: the resolved one."""
     if hasattr(method.backbone, "autocast_dtype"):
-        method.backbone.autocast_dtype = (torch.bfloat16 if cfg.precision == "bf16" and device.type != "cuda"
+        method.backbone.autocast_dtype = (torch.bfloat16 if precision == "bf16" and device.type != "cuda"
                                           else None)
 
 
@@ -192,6 +193,7 @@ class _Loop:
     labels: torch.Tensor | None
     cfg: TrainConfig
     device: torch.device
+    precision: str  # the resolved precision (cfg.precision "auto" becomes bf16 or fp32)
     world: int
     rank: int
     global_batch: int
@@ -203,7 +205,8 @@ def _set_up(method: Method, images, cfg: TrainConfig, device, labels) -> _Loop:
     world, rank = dist.world_size(), dist.rank()
     seed_everything(cfg.seed + rank)  # independent augmentations per process
     method.to(device)
-    _backbone_precision(method, cfg, device)
+    precision = resolve_precision(cfg.precision, device)
+    _backbone_precision(method, precision, device)
     images = images.to(device)
     if method.uses_labels:
         if labels is None:
@@ -215,7 +218,7 @@ def _set_up(method: Method, images, cfg: TrainConfig, device, labels) -> _Loop:
         procs = f" x {world} processes" if world > 1 else ""
         raise ValueError(f"batch_size={cfg.batch_size}{procs} is larger than the {n} training images; lower it")
     opt = make_optimizer(cfg, [p for p in method.parameters() if p.requires_grad])
-    scaler = torch.amp.GradScaler("cuda") if (cfg.precision == "fp16" and device.type == "cuda") else None
+    scaler = torch.amp.GradScaler("cuda") if (precision == "fp16" and device.type == "cuda") else None
     ctx = EpochContext(images=images, epoch=0, device=device, cfg=cfg, num_samples=n, optimizer=opt)
     step_fn = method
     if world > 1:
@@ -226,7 +229,7 @@ def _set_up(method: Method, images, cfg: TrainConfig, device, labels) -> _Loop:
                       broadcast_buffers=False, find_unused_parameters=True)
     if cfg.compile:
         step_fn = torch.compile(step_fn)
-    return _Loop(method, step_fn, opt, scaler, ctx, images, labels, cfg, device, world, rank, global_batch,
+    return _Loop(method, step_fn, opt, scaler, ctx, images, labels, cfg, device, precision, world, rank, global_batch,
                  n // global_batch)  # drop the last incomplete batch
 
 
@@ -262,7 +265,7 @@ def _begin_epoch(loop: _Loop, epoch: int, true_labels) -> dict:
     method, ctx = loop.method, loop.ctx
     ctx.epoch = epoch
     method.train()
-    record = {"epoch": epoch + 1}
+    record = {"epoch": epoch + 1, "precision": loop.precision}
     _sync_buffers(method)
     record.update(method.on_epoch_start(ctx) or {})
     for p in method.reinitialized_parameters():
@@ -290,7 +293,7 @@ def _train_epoch(loop: _Loop, epoch: int, bar: Progress, t_start: float, start_e
         idx = glob[loop.rank * cfg.batch_size:(loop.rank + 1) * cfg.batch_size]
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, ctx.step, steps, loop.world)
-        with _autocast(cfg, loop.device):
+        with _autocast(loop.precision, loop.device):
             loss, logs = loop.step_fn(loop.images[idx], idx, loop.labels[idx] if method.uses_labels else None)
         opt.zero_grad(set_to_none=True)
         if loop.scaler is not None:

@@ -63,9 +63,15 @@ def results_table(lines: list[dict]) -> list[dict]:
         for key in ("knn_acc", "linear_acc", "nmi", "ari", "cluster_acc", "wall_s", "train_s", "images_per_s"):
             row[key], row[key + "_std"] = _mean_std(r.get(key) for r in rs)
         row["device"] = ", ".join(sorted({r.get("device_name") or r["device"] for r in rs}))
+        row["precision"] = ", ".join(sorted({_precision(r) for r in rs}))
         row["git_sha"] = ", ".join(sorted({r["git_sha"][:12] for r in rs}))
         rows.append(row)
     return rows
+
+
+def _precision(line: dict) -> str:
+    """What a stored run trained in: its record, else its config (lines from before the record)."""
+    return line.get("precision") or (line.get("config") or {}).get("precision", "fp32")
 
 
 NAMES = {RANDOM: "random ConvNet (untrained)", "supervised": "supervised (labels: the ceiling)", "sela": "SeLa",
@@ -87,7 +93,8 @@ def table_markdown(table: list[dict]) -> str:
                    nmi_std=None if row["nmi_std"] is None else 100 * row["nmi_std"])
         seeds = f"{row['seeds']}" + (" (single run)" if row["seeds"] == 1 else "")
         name = NAMES.get(row["method"], row["method"]) + (f" ({row['variant']})" if row.get("variant") else "")
-        body.append(f"| {row['dataset']} | {row['budget']}, {row['epochs']} epochs | {name} "
+        trained = f", {row['precision']}" if row["epochs"] and row.get("precision") else ""
+        body.append(f"| {row['dataset']} | {row['budget']}, {row['epochs']} epochs{trained} | {name} "
                     f"| {seeds} | {_pm(row, 'knn_acc')} | {_pm(row, 'linear_acc')} | {_pm(nmi, 'nmi')} "
                     f"| {_pm(row, 'cluster_acc')} | {_pm(row, 'train_s', 0)} |")
     foot = ("\n\n¹ epochs x the median epoch time (without the evaluation), which a few epochs slowed by other "

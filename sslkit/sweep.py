@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .methods.base import LAB_EPOCHS
 from .results import (README_BEGIN, README_END, RANDOM, RESULTS, read_results, readme_table, results_table,  # noqa: F401
                       table_markdown, update_readme, write_results)
 
@@ -41,7 +42,7 @@ __all__ = ["BUDGETS", "Cell", "plan", "sweep", "rerun", "run_cell", "summarise_r
            "results_table", "table_markdown", "readme_table", "update_readme", "main"]
 
 BUDGETS = {  # name -> (preset, epochs): the same epochs for every method
-    "lab": ("lab", 12),
+    "lab": ("lab", LAB_EPOCHS),
     "long": ("lab", 100),
 }
 UMAP_POINTS = 1000  # test images embedded per run for the chapter's side-by-side UMAPs
@@ -199,6 +200,7 @@ def summarise_run(cell: Cell, root: Path, umap: bool = False) -> dict:
             "train_s": round(len(metrics) * statistics.median(r["epoch_time_s"] for r in metrics), 2) if metrics else 0.0,
             "images_per_s": round(sum(r["images_per_s"] for r in metrics) / len(metrics), 1) if metrics else None,
             "device": res.get("device", "cpu"),
+            "precision": res.get("precision", cfg.get("precision", "fp32")),  # what the run trained in ("auto" resolved)
             "device_name": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "git_sha": (out / "git_sha.txt").read_text().strip(),
             "train_images": res.get("train_images"), "test_images": res.get("test_images"),

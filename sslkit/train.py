@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         if main_proc:
             print(f"sslkit.train: {cfg.method} on {cfg.dataset} ({len(train)} train / {len(test)} test images), "
                   f"{cfg.backbone}, {cfg.epochs} epochs, {dist.world_size()} process(es), device {device}, "
+                  f"precision {engine.resolve_precision(cfg.precision, device)}"
+                  + (" (auto)" if cfg.precision == "auto" else "") + ", "
                   f"output {out}" + (" (resuming)" if resume else ""))
         if run is None:
             run = RunDir(out, writer=False)
@@ -321,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
                                   knn_temperature=cfg.knn_temperature)
         results["device"] = str(device)
+        results["precision"] = engine.resolve_precision(cfg.precision, device)  # what "auto" became here
         written = RunDir(out).write_results(results)
         print(f"results: kNN {results['knn_acc']:.2f}%, linear probe {results['linear_acc']:.2f}% -> {written}")
         return 0

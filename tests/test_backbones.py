@@ -79,3 +79,42 @@ def test_fit_with_bf16_on_cpu_trains_swav_and_evaluates_in_fp32():
     hist = sk.fit(m, images, cfg, log=None, eval_data=(images, labels, images, labels))
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in hist) and 0 <= hist[-1]["knn_acc"] <= 100
     assert {d for t, d in dtypes if t} == {torch.bfloat16} and {d for t, d in dtypes if not t} == {torch.float32}
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return {w for line in f if line.startswith("flags") for w in line.split(":", 1)[1].split()}
+    except OSError:
+        return set()
+
+
+def test_auto_precision_is_bf16_exactly_where_the_cpu_has_bf16_instructions():
+    """``auto`` (the lab presets) must not pick bf16 on a CPU that would emulate it: the
+    reference is the kernel's list of CPU features, not torch's own check."""
+    import pytest
+
+    import sslkit as sk
+
+    flags = _cpu_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo flags on this system")
+    native = bool(flags & {"avx512_bf16", "amx_bf16"})
+    assert sk.native_bf16("cpu") == native
+    assert sk.resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
+    for fixed in ("fp32", "bf16", "fp16"):
+        assert sk.resolve_precision(fixed, torch.device("cpu")) == fixed
+    assert not sk.native_bf16("meta")  # neither CUDA nor a CPU: never bf16 by default
+
+
+def test_fit_records_the_precision_auto_resolved_to():
+    import sslkit as sk
+
+    images = (torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    cfg = sk.TrainConfig(method="npid", epochs=1, batch_size=32, knn_every=0, device="cpu", precision="auto")
+    cfg.params = sk.METHODS["npid"].Params(dim=8, num_noise=16)
+    m = sk.build_method(cfg, len(images))
+    hist = sk.fit(m, images, cfg, log=None)
+    want = sk.resolve_precision("auto", torch.device("cpu"))
+    assert hist[0]["precision"] == want
+    assert m.backbone.autocast_dtype == (torch.bfloat16 if want == "bf16" else None)

@@ -73,3 +73,15 @@ def test_every_preset_is_a_valid_config():
             cfg = sk.apply_preset(sk.TrainConfig(method=method, device="cpu"), preset.name)
             cfg.validate()
             assert preset.source, f"{method}/{preset.name} cites no source"
+
+
+def test_lab_presets_share_the_lab_budget_and_train_in_auto_precision():
+    """The chapters' presets: the same epochs for every method (the sweep's lab budget), and
+    precision auto (bf16 only where the hardware does it: tests/test_backbones.py)."""
+    from sslkit.methods.base import LAB_EPOCHS
+    from sslkit.sweep import BUDGETS
+
+    assert BUDGETS["lab"] == ("lab", LAB_EPOCHS) and BUDGETS["long"][0] == "lab"
+    for method in sk.METHODS:
+        cfg = sk.apply_preset(sk.TrainConfig(method=method, device="cpu"), "lab")
+        assert (cfg.epochs, cfg.precision) == (LAB_EPOCHS, "auto"), method

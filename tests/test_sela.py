@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 import sslkit as sk
@@ -31,6 +32,24 @@ def test_relabel_schedule():
     assert m.relabel_epochs(1) == []
     m.params.relabel_at_start = True
     assert m.relabel_epochs(1) == [0] and m.relabel_epochs(11)[:2] == [0, 1]
+    m.params.relabel_every = 1  # once per epoch, whatever the length (the paper's CIFAR schedule)
+    assert m.relabel_epochs(12) == list(range(12)) and m.relabel_epochs(100) == list(range(100))
+    m.params.relabel_every, m.params.relabel_at_start = 3, False
+    assert m.relabel_epochs(10) == [3, 6, 9]
+
+
+def test_lab_preset_relabels_every_epoch_at_any_budget():
+    cfg = sk.apply_preset(sk.TrainConfig(method="sela", device="cpu"), "lab")
+    m = sk.build_method(cfg, 96)
+    for epochs in (cfg.epochs, 100):
+        assert m.relabel_epochs(epochs) == list(range(epochs))
+
+
+def test_negative_relabel_schedule_is_refused():
+    cfg = _cfg()
+    cfg.params.relabel_every = -1
+    with pytest.raises(sk.ConfigError, match="relabel_every"):
+        cfg.validate()
 
 
 def test_relabel_is_sinkhorn_on_the_heads_log_softmax():

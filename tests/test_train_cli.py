@@ -48,7 +48,7 @@ def test_sela_run_writes_a_complete_run_directory(tiny_cifar, capsys):
     (["--epochs=3"], "--method is required"),
     (["--method=sela", "--optimizer=adam"], "--optimizer=adam: choose one of sgd, adamw, lars"),
     (["--method=sela", "--schedule=linear"], "--schedule=linear: choose one of cosine, constant, step"),
-    (["--method=sela", "--precision=bf32"], "--precision=bf32: choose one of fp32, bf16, fp16"),
+    (["--method=sela", "--precision=bf32"], "--precision=bf32: choose one of fp32, bf16, fp16, auto"),
     (["--method=npid", "--loss=ncee"], "--loss=ncee: choose one of nce, softmax"),
     (["--method=sela", "--lr=-0.1"], "--lr=-0.1: must be >= 0"),
     (["--method=sela", "--lr=nan"], "--lr=nan: must be a finite number"),

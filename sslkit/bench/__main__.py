@@ -16,7 +16,7 @@ below tol), with the L1 error of its plan and the time ratio POT / sslkit.
 
 kmeans: for each N x D x K (Gaussian blobs), each library the way a user runs it, with the
 same number of Lloyd iterations (``--iters``, 20) and its own seeding:
-``sslkit.kmeans(x, K, iters=20, tol=0)`` (k-means++), ``faiss.Kmeans(D, K, niter=20).train(x)``
+``sslkit.kmeans(x, K, iters=20, tol=0)`` (k-means||), ``faiss.Kmeans(D, K, niter=20).train(x)``
 then ``index.search(x, 1)`` for the labels (faiss seeds with random points; its default
 ``max_points_per_centroid=256`` subsamples when N > 256 K), and scikit-learn's
 ``KMeans(K, n_init=1, max_iter=20, tol=0)`` (greedy k-means++; skipped above N*K = 2e7,
@@ -25,7 +25,7 @@ points to their nearest final centroid, the same formula for all) and its differ
 sslkit's, the time ratio other / sslkit (above 1: sslkit faster), and sslkit's assignment
 rate (2 N D K per assignment, iters + 1 assignments) as a fraction of the matmul rate.
 ``--init same`` instead starts every library from the same random centroids, which
-isolates the Lloyd iterations.
+isolates the Lloyd iterations; ``--seeding`` picks sslkit's own seeding (k-means|| by default).
 
 train: images/s of one optimiser step (forward, backward, update, the method's own per-step
 work such as Sinkhorn codes or the memory-bank update) for each method and backbone, on
@@ -167,7 +167,7 @@ def _blobs(n, d, k, seed=0):
     return centres[torch.randint(len(centres), (n,), generator=g)] + torch.randn(n, d, generator=g), g
 
 
-def bench_kmeans(device, sizes, iters, repeats=3, init="own"):
+def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None):
     import numpy as np
 
     from ..cluster import assign, kmeans
@@ -194,7 +194,7 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own"):
         x, g = _blobs(n, d, k)
         start = x[torch.randperm(n, generator=g)[:k]].clone()
         xd = x.to(device)
-        kw = {} if init == "own" else {"init": start.to(device)}
+        kw = {"init": start.to(device)} if init == "same" else ({"init": seeding} if seeding else {})
         kmeans(xd[: min(n, 20 * k)], k, iters=2, **kw)  # warm-up
         t_ours, res = _timed(lambda: kmeans(xd, k, iters=iters, tol=0.0, **kw), device, repeats)
         rate = 2 * n * d * k * (res.iterations + 1) / t_ours / 1e9
@@ -226,6 +226,7 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own"):
 
 def bench_train(device, methods, backbones, batch_size, steps, precision, compile_):
     from ..config import TrainConfig, apply_preset
+    from ..device import resolve_precision
     from ..engine import _autocast, _backbone_precision
     from ..methods import METHODS, EpochContext, build_method
     from ..optim import make_optimizer
@@ -246,7 +247,8 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
             if name == "swav":
                 cfg.params.num_prototypes = min(cfg.params.num_prototypes, batch_size)
             method = build_method(cfg, n).to(device)
-            _backbone_precision(method, cfg, device)  # bf16 off CUDA: the backbone, as in training
+            precision_here = resolve_precision(precision, device)
+            _backbone_precision(method, precision_here, device)  # bf16 off CUDA: the backbone, as in training
             method.train()
             opt = make_optimizer(cfg, method.parameters())
             step_fn = torch.compile(method) if compile_ else method
@@ -254,7 +256,7 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
 
             def step(i):
                 idx = torch.randint(0, n, (batch_size,), device=device)
-                with _autocast(cfg, device):
+                with _autocast(precision_here, device):
                     loss, _ = step_fn(images[idx], idx, labels[idx] if method.uses_labels else None)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -288,7 +290,7 @@ def main(argv=None):
     parser.add_argument("--backbones", nargs="*", default=["convnet", "resnet18"])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the training step")
     parser.add_argument("--device", default=None)
     parser.add_argument("--sizes", nargs="*", default=None,
@@ -299,6 +301,8 @@ def main(argv=None):
     parser.add_argument("--max-iters", type=int, default=1000)
     parser.add_argument("--no-ref", action="store_true", help="skip the reference libraries (faiss, scikit-learn, POT)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
+    parser.add_argument("--seeding", default=None, choices=["kmeans++", "kmeans||", "random"],
+                        help="k-means: sslkit's seeding with --init own (default: sslkit.kmeans's default)")
     parser.add_argument("--init", default="own", choices=["own", "same"],
                         help="k-means: each library's own seeding (as a user runs it) or the same random centroids")
     args = parser.parse_args(argv)
@@ -313,7 +317,7 @@ def main(argv=None):
     elif args.what == "transport":
         bench_transport(device, sizes, args.lam, args.tol, args.max_iters, args.repeats)
     else:
-        bench_kmeans(device, sizes, args.iters, args.repeats, args.init)
+        bench_kmeans(device, sizes, args.iters, args.repeats, args.init, args.seeding)
 
 
 if __name__ == "__main__":

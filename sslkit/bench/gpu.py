@@ -117,13 +117,13 @@ def check_training(device, methods, quick) -> list[dict]:
         preset = "lab" if quick else "cifar10"
         n = 4 * (QUICK if quick else FULL)["batch"]
         cfg, method, images, ctx, opt = _method_for(name, preset, device, n, quick)
-        _backbone_precision(method, cfg, device)
+        _backbone_precision(method, cfg.precision, device)
         labels = torch.randint(0, 10, (n,), device=device)
         b = cfg.batch_size
 
         def step(i):
             idx = torch.arange(i * b, (i + 1) * b, device=device) % n
-            with _autocast(cfg, device):
+            with _autocast(cfg.precision, device):
                 loss, _ = method(images[idx], idx, labels[idx] if method.uses_labels else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -27,7 +27,7 @@ from ..augment import augment, to_float
 from ..cluster import fit_pca, kmeans, uniform_cluster_sampler
 from ..config import opt
 from ..eval.metrics import collapse_statistics, nmi
-from .base import EpochContext, Method, hidden_layer, view_recipe
+from .base import LAB_EPOCHS, EpochContext, Method, hidden_layer, view_recipe
 
 
 @dataclass
@@ -119,7 +119,7 @@ class DeepCluster(Method):
 DeepCluster.add_preset(
     "lab", source="this book: sized for a 2-core CPU (chapter 04)",
     description="ConvNet + 512-wide feature layer on the CIFAR-10 lab subset; K=100, PCA 64",
-    backbone="convnet", subset="lab", epochs=12, batch_size=128, lr=0.05, weight_decay=5e-4,
+    backbone="convnet", subset="lab", epochs=LAB_EPOCHS, precision="auto", batch_size=128, lr=0.05, weight_decay=5e-4,
     **{"params.num_clusters": 100, "params.pca_dim": 64})
 DeepCluster.add_preset(
     "cifar10",

@@ -4,7 +4,8 @@ Asano, Rupprecht, Vedaldi, ICLR 2020. A backbone with T linear clustering heads 
 outputs each. Training alternates
 
 1. cross-entropy of every head against its current labels (mean over heads), and
-2. at ``num_relabels`` points spread evenly over the run, re-labelling the whole data set:
+2. at ``num_relabels`` points spread evenly over the run (or every ``relabel_every``
+   epochs: the paper's CIFAR runs relabel once per epoch), re-labelling the whole data set:
    for each head, Sinkhorn-Knopp on ``P^lambda`` where ``log P`` is the head's log-softmax
    averaged over ``label_views`` augmentations (0: the un-augmented images), then the
    argmax of the transport plan — an (approximately) equipartitioned labelling.
@@ -26,10 +27,10 @@ import torch.nn.functional as F
 
 from .. import dist
 from ..augment import augment, to_float
-from ..config import opt
+from ..config import ConfigError, opt
 from ..eval.metrics import collapse_statistics, nmi
 from ..transport import balanced_rounding, sinkhorn
-from .base import EpochContext, Method, hidden_layer, view_recipe
+from .base import LAB_EPOCHS, EpochContext, Method, hidden_layer, view_recipe
 
 
 @dataclass
@@ -39,6 +40,8 @@ class SelaParams:
     mlp_hidden: int = opt(0, '>0: a Linear-BN-ReLU layer of this width between backbone and heads')
     lam: float = opt(25.0, 'lambda: the plan is diag(a) P^lambda diag(b)')
     num_relabels: int = opt(5, 'Sinkhorn relabellings spread over the run (SeLa CIFAR: 400 in 400 epochs)')
+    relabel_every: int = opt(0, '>0: relabel at the start of every this many epochs, whatever the run\'s length '
+                                '(1: once per epoch, as SeLa\'s CIFAR runs); 0: num_relabels spread over the run')
     relabel_at_start: bool = opt(False, 'also relabel before the first epoch, from the random network')
     label_views: int = opt(0, 'augmentations averaged for the labelling log-softmax (0: plain images)')
     sinkhorn_tol: float = opt(1e-3, 'stop Sinkhorn when the marginals are off by less than this')
@@ -60,13 +63,24 @@ class SeLa(Method):
         self.register_buffer("labels", init)  # (T, N)
         self.aug = view_recipe(params)
 
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        p = cfg.params
+        if p.relabel_every < 0 or p.num_relabels < 0:
+            raise ConfigError("SeLa: --params.relabel_every and --params.num_relabels must be >= 0 "
+                              "(relabel_every=1: once per epoch, as the paper's CIFAR runs)")
+
     # -- the schedule of relabellings ---------------------------------------------------
     def relabel_epochs(self, epochs: int) -> list[int]:
-        """Epochs (0-based) at whose start the data set is relabelled: evenly spread after the
-        first epoch (which trains on the initial random equipartition, as in the paper's
-        code), plus epoch 0 with ``relabel_at_start``."""
-        n = min(self.params.num_relabels, max(0, epochs - 1))
-        epochs_ = {round(1 + i * (epochs - 1) / n) for i in range(n)} if n else set()
+        """Epochs (0-based) at whose start the data set is relabelled: after the first epoch
+        (which trains on the initial random equipartition, as in the paper's code) every
+        ``relabel_every`` epochs, or ``num_relabels`` times evenly spread; plus epoch 0 with
+        ``relabel_at_start``."""
+        if self.params.relabel_every > 0:
+            epochs_ = set(range(self.params.relabel_every, epochs, self.params.relabel_every))
+        else:
+            n = min(self.params.num_relabels, max(0, epochs - 1))
+            epochs_ = {round(1 + i * (epochs - 1) / n) for i in range(n)} if n else set()
         return sorted(epochs_ | ({0} if self.params.relabel_at_start else set()))
 
     # -- step 2: labels by optimal transport -------------------------------------------------
@@ -145,8 +159,8 @@ SeLa.add_preset(
     "lab", source="this book: sized for a 2-core CPU (chapter 03)",
     description="ConvNet + 512-wide hidden layer on the CIFAR-10 lab subset; K=30 (3x the classes), "
                 "4 heads, relabelled before every epoch (the first from the random network)",
-    backbone="convnet", subset="lab", epochs=12, batch_size=128, lr=0.1, weight_decay=5e-4,
-    **{"params.num_clusters": 30, "params.num_heads": 4, "params.num_relabels": 11, "params.lam": 25.0,
+    backbone="convnet", subset="lab", epochs=LAB_EPOCHS, precision="auto", batch_size=128, lr=0.1, weight_decay=5e-4,
+    **{"params.num_clusters": 30, "params.num_heads": 4, "params.relabel_every": 1, "params.lam": 25.0,
        "params.mlp_hidden": 512, "params.sinkhorn_tol": 1e-2, "params.relabel_at_start": True})
 _SELA_CIFAR = ("Asano et al., ICLR 2020, CIFAR experiments; official code yukimasano/self-label scripts/cifar.sh "
                "(AlexNet, K=128, 10 heads, 400 epochs, 400 SK optimisations, batch 128, lr 0.03) with cifar.py's "

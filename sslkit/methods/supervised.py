@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..augment import horizontal_flip, random_crop_with_padding, to_float
 from ..config import opt
-from .base import Method
+from .base import LAB_EPOCHS, Method
 
 
 @dataclass
@@ -40,7 +40,8 @@ class Supervised(Method):
 
 Supervised.add_preset("lab", source="this book: sized for a 2-core CPU (chapter 00)",
                 description="ConvNet on the CIFAR lab subset, a few epochs",
-                backbone="convnet", subset="lab", epochs=8, batch_size=128, lr=0.05, weight_decay=5e-4)
+                backbone="convnet", subset="lab", epochs=LAB_EPOCHS, precision="auto", batch_size=128, lr=0.05,
+                weight_decay=5e-4)
 _RECIPE = ("the standard CIFAR ResNet-18 recipe of kuangliu/pytorch-cifar main.py: batch 128, SGD lr 0.1, "
            "momentum 0.9, wd 5e-4, cosine over 200 epochs")
 for _ds, _classes, _epochs in (("cifar10", 10, 200), ("cifar100", 100, 200), ("svhn", 10, 40)):

@@ -36,7 +36,7 @@ from ..augment import AugmentConfig, multi_crop
 from ..config import opt, ConfigError
 from ..eval.metrics import collapse_statistics, nmi
 from ..transport import sinkhorn
-from .base import EpochContext, Method
+from .base import LAB_EPOCHS, EpochContext, Method
 
 
 @dataclass
@@ -214,7 +214,8 @@ class SwAV(Method):
 SwAV.add_preset(
     "lab", source="this book: sized for a 2-core CPU (chapter 05)",
     description="ConvNet on the CIFAR-10 lab subset; 2x32px crops, K=100 prototypes, batch 128 (no queue needed)",
-    backbone="convnet", subset="lab", epochs=12, batch_size=128, lr=0.3, weight_decay=1e-5, warmup_epochs=1,
+    backbone="convnet", subset="lab", epochs=LAB_EPOCHS, precision="auto", batch_size=128, lr=0.3, weight_decay=1e-5,
+    warmup_epochs=1,
     **{"params.proj_hidden": 512, "params.proj_dim": 64, "params.num_prototypes": 100,
        "params.freeze_prototypes_steps": 78, "params.epsilon": 0.05, "params.temperature": 0.1})
 _SOLO = ("solo-learn CIFAR SwAV recipe (Costa et al., JMLR 2022; scripts/pretrain/cifar/swav.yaml): ResNet-18, "
