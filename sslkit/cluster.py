@@ -104,11 +104,13 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     reductions).
     """
     n, d = x.shape
+    assert weights is None or local, "weights index the rows of one process: use local=True"
     if local:
-        start, total = 0, n
+        start, total, counts = 0, n, [n]
         gather, reduce_sum, pick = (lambda t: t), (lambda t: t), (lambda idx: x[idx])
     else:
         start, total = _global_offsets(n, x.device)
+        counts = dist.all_gather_cat(torch.tensor([n], device=x.device)).tolist()  # rows of each process
         gather, reduce_sum, pick = dist.all_gather_cat, dist.all_reduce_sum, (lambda idx: _pick_rows(x, idx, start))
     first = torch.randint(total, (1,), generator=g) if weights is None else \
         torch.multinomial(weights.double().cpu(), 1, generator=g)
@@ -125,9 +127,11 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     w = None if weights is None else weights.to(x.device, torch.float64)
     for t in range(1, k):
         mass = d2.double() if w is None else d2.double() * w
-        sums = gather((d2.sum() if w is None else mass.sum()).reshape(1)).double().cpu()
+        sums = gather(mass.sum().reshape(1)).cpu()
         u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(sums.sum())
         owner = int(torch.searchsorted(sums.cumsum(0), torch.tensor([u], dtype=torch.float64)).clamp(max=len(sums) - 1))
+        while counts[owner] == 0:  # a process without rows never draws (u = 0 would land on it): the next one does
+            owner = (owner + 1) % len(counts)
         idx = torch.zeros(1, dtype=torch.long, device=x.device)
         if local or owner == dist.rank():
             residual = u - float(sums[:owner].sum())
@@ -179,13 +183,17 @@ def _kmeans_parallel(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: in
     expected = max(1.0, oversample * k)
     first = torch.randint(total, (1,), generator=g)
     cands = [_pick_rows(x, first.to(x.device), start)]
+    if k == 1:
+        return cands[0]
     near, d2 = assign(x, cands[0], chunk_size)
     count = 1
     for _ in range(rounds):
         phi = float(dist.all_reduce_sum(d2.double().sum().reshape(1)))
+        if phi <= 0:  # every point is a candidate already
+            break
         u = torch.rand(total, generator=g, dtype=torch.float64)[start:start + n].to(x.device)
         new = dist.all_gather_rows(x[u * phi < expected * d2.double()])
-        if phi <= 0 or len(new) == 0:
+        if len(new) == 0:
             continue
         lab, dd = assign(x, new, chunk_size)
         closer = dd < d2

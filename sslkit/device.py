@@ -34,7 +34,14 @@ def native_bf16(device: torch.device) -> bool:
     would be emulated, slower than fp32."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if not torch.cuda.is_available():
+            return False
+        if torch.version.hip:  # ROCm: torch's own check
+            return torch.cuda.is_bf16_supported()
+        # bf16 tensor cores from Ampere (compute capability 8.0) on; torch.cuda.is_bf16_supported()
+        # also says yes on older GPUs that emulate it
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.get_device_properties(index).major >= 8
     if device.type == "cpu":
         cpu = getattr(torch, "cpu", None)
         checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]

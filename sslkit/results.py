@@ -52,12 +52,15 @@ def _mean_std(values) -> tuple[float | None, float | None]:
 
 
 def results_table(lines: list[dict]) -> list[dict]:
-    """Mean and (sample) standard deviation over seeds, per (dataset, budget, method, variant)."""
+    """Mean and (sample) standard deviation over seeds, per (dataset, budget, method, variant);
+    runs of another number of epochs or another precision (a preset changed between them) get
+    their own row."""
     groups: dict[tuple, list[dict]] = {}
     for r in lines:
-        groups.setdefault((r["dataset"], r["budget"], r["method"], r.get("variant", "")), []).append(r)
+        trained = (r["epochs"], _precision(r) if r["epochs"] else "")
+        groups.setdefault((r["dataset"], r["budget"], r["method"], r.get("variant", ""), *trained), []).append(r)
     rows = []
-    for (dataset, budget, method, variant), rs in groups.items():
+    for (dataset, budget, method, variant, *_), rs in groups.items():
         row = {"dataset": dataset, "budget": budget, "method": method, "variant": variant, "epochs": rs[0]["epochs"],
                "seeds": len(rs)}
         for key in ("knn_acc", "linear_acc", "nmi", "ari", "cluster_acc", "wall_s", "train_s", "images_per_s"):

@@ -118,6 +118,7 @@ def _random_run(cell: Cell, root: Path, device: str) -> None:
         if key in ("subset", "knn_k", "knn_temperature", "backbone"):
             set_value(cfg, key, value)
     cfg.dataset, cfg.seed, cfg.epochs, cfg.device = cell.dataset, cell.seed, 1, device
+    cfg.precision = "fp32"  # nothing is trained; the evaluation is fp32
     train, test = load_data(cfg)
     method = build_method(cfg, len(train))
     results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
@@ -249,9 +250,33 @@ def _fmt(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
+def _stale_runs(cells: list[Cell], root: Path, device: str) -> list[str]:
+    """Run directories of the grid that hold another config than the cell trains now (a preset
+    or a budget changed since): they would be skipped or resumed as they are."""
+    from .train import _config_diff, _with_defaults, build_config
+
+    out = []
+    for cell in cells:
+        saved = cell.run_dir(root) / "config.json"
+        if cell.method == RANDOM or not saved.exists():
+            continue
+        want = build_config([*cell.train_args(root), f"--device={device}"])[0]
+        diffs = _config_diff(_with_defaults(json.loads(saved.read_text())),
+                             json.loads(json.dumps(want.to_dict(), default=str)))
+        if diffs:
+            out.append(f"{cell.run_dir(root)}: {'; '.join(diffs[:3])}")
+    return out
+
+
 def sweep(cells: list[Cell], root: Path, results: Path, device: str = "cpu", umap_seed: int | None = 0,
           inprocess: bool = False) -> None:
-    """Run every cell not yet finished, in order, writing its line and the table after each."""
+    """Run every cell not yet finished, in order, writing its line and the table after each.
+    A run directory that holds another config than its cell trains now is refused first."""
+    stale = _stale_runs(cells, root, device)
+    if stale:
+        raise SystemExit("sslkit.sweep: these run directories hold another config than the grid trains now "
+                         "(a preset or budget changed since they ran); move them away or choose another --root:\n  "
+                         + "\n  ".join(stale))
     lines = {line_key(r): r for r in read_results(results)}
     t_start, done_here = time.time(), 0
     for i, cell in enumerate(cells, 1):

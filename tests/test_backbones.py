@@ -118,3 +118,18 @@ def test_fit_records_the_precision_auto_resolved_to():
     want = sk.resolve_precision("auto", torch.device("cpu"))
     assert hist[0]["precision"] == want
     assert m.backbone.autocast_dtype == (torch.bfloat16 if want == "bf16" else None)
+
+
+def test_auto_precision_on_cuda_needs_bf16_tensor_cores(monkeypatch):
+    """torch.cuda.is_bf16_supported() also says yes where bf16 is only emulated (a T4 or a
+    V100: compute capability 7.x); auto must pick bf16 from Ampere (8.0) on only."""
+    from types import SimpleNamespace
+
+    import sslkit as sk
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    for major, want in ((7, "fp32"), (8, "bf16"), (9, "bf16")):
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i, m=major: SimpleNamespace(major=m))
+        assert sk.resolve_precision("auto", torch.device("cuda", 0)) == want

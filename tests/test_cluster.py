@@ -55,6 +55,19 @@ def test_matches_brute_force_on_a_tiny_problem():
     assert res.inertia == pytest.approx(best, rel=1e-5)
 
 
+def test_assignment_is_the_nearest_centroid_by_brute_force():
+    from sslkit.cluster import assign
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(103, 40, generator=g)[:, ::2]  # not contiguous; 103 rows, blocks of 10
+    c = torch.randn(7, 20, generator=g)
+    d = torch.cdist(x.double(), c.double()) ** 2
+    for chunk in (10, 103, None):
+        labels, d2 = assign(x, c, chunk)
+        assert torch.equal(labels, d.argmin(1)) and torch.allclose(d2.double(), d.min(1).values, atol=1e-4)
+    labels, d2 = assign(x[:0], c)
+    assert labels.shape == (0,) and d2.shape == (0,)
+
+
 def test_chunked_assignment_equals_full():
     x, _ = labdata.make_blobs(n=500, k=4, dim=6, seed=4)
     a = kmeans(x, 4, iters=10, chunk_size=37, seed=1)
@@ -82,31 +95,60 @@ def test_uniform_sampler_balances_clusters():
     assert (counts - 333).abs().max() <= 1
 
 
-def _worker(rank, world, port, x, out):
+def _seeds(x, k, init):
+    """The seeding alone: the centroids k-means starts from."""
+    from sslkit.cluster import _init
+    return _init(x, k, init, torch.Generator().manual_seed(3), None)
+
+
+def _worker(rank, world, port, x, splits, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        res = kmeans(x.chunk(world)[rank], 6, iters=15, seed=3)
-        pca = fit_pca(x.chunk(world)[rank], 3)
-        par = kmeans(x.chunk(world)[rank], 6, iters=15, seed=3, init="kmeans||")
-        out[rank] = (res.centroids, res.labels, res.inertia, pca.components, par.centroids, par.labels)
+        mine = x.split(splits)[rank]
+        res = kmeans(mine, 6, iters=15, seed=3, init="kmeans++")
+        pca = fit_pca(mine, min(3, x.shape[1]))  # a collective: every process calls it, rows or not
+        par = kmeans(mine, 6, iters=15, seed=3)  # the default, k-means||
+        out[rank] = (res.centroids, res.labels, res.inertia, pca.components, par.centroids,
+                     par.labels, _seeds(mine, 6, "kmeans++"), _seeds(mine, 6, "kmeans||"))
     finally:
         dist.destroy_process_group()
 
 
+def _spawn(x, splits):
+    out = mp.Manager().dict()
+    mp.spawn(_worker, args=(2, free_port(), x, splits, out), nprocs=2, join=True)
+    return out
+
+
 def test_distributed_equals_single_process():
     x, _ = labdata.make_blobs(n=400, k=6, dim=5, std=1.0, seed=6)
-    single = kmeans(x, 6, iters=15, seed=3)
-    out = mp.Manager().dict()
-    mp.spawn(_worker, args=(2, free_port(), x, out), nprocs=2, join=True)
-    assert torch.allclose(out[0][0], single.centroids, atol=1e-5)
-    assert torch.equal(torch.cat([out[0][1], out[1][1]]), single.labels)
-    assert out[0][2] == pytest.approx(single.inertia, rel=1e-6)
+    single = kmeans(x, 6, iters=15, seed=3, init="kmeans++")
+    par = kmeans(x, 6, iters=15, seed=3)
+    for splits in ([200, 200], [130, 270]):
+        out = _spawn(x, splits)
+        for rank in (0, 1):  # the seedings themselves, then the runs
+            assert torch.equal(out[rank][6], _seeds(x, 6, "kmeans++"))
+            assert torch.allclose(out[rank][7], _seeds(x, 6, "kmeans||"), atol=1e-6)
+        assert torch.allclose(out[0][0], single.centroids, atol=1e-5)
+        assert torch.equal(torch.cat([out[0][1], out[1][1]]), single.labels)
+        assert out[0][2] == pytest.approx(single.inertia, rel=1e-6)
+        assert torch.allclose(out[0][4], par.centroids, atol=1e-5) and torch.allclose(out[1][4], par.centroids, atol=1e-5)
+        assert torch.equal(torch.cat([out[0][5], out[1][5]]), par.labels)
     comp = fit_pca(x, 3).components
     assert torch.allclose(out[0][3].abs(), comp.abs(), atol=1e-4)
-    par = kmeans(x, 6, iters=15, seed=3, init="kmeans||")  # k-means|| draws per global row: the same seeding
-    assert torch.allclose(out[0][4], par.centroids, atol=1e-5) and torch.allclose(out[1][4], par.centroids, atol=1e-5)
-    assert torch.equal(torch.cat([out[0][5], out[1][5]]), par.labels)
+
+
+def test_a_process_without_rows_never_draws_a_centroid():
+    """Four distinct points, six centroids: once every point is a centroid the D^2 mass is 0.
+    A process holding no rows must not be chosen to draw then (it would hand out a zero row)."""
+    x = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 4.0]]).repeat_interleave(5, 0)
+    out = _spawn(x, [0, 20])
+    for rank in (0, 1):
+        for i, init in ((6, "kmeans++"), (7, "kmeans||")):
+            seeds = out[rank][i]
+            assert all((seeds[j] == x).all(1).any() for j in range(6)), f"{init}: a centroid that is no data point"
+            assert torch.equal(seeds, _seeds(x, 6, init))
 
 
 def _textbook_kmeanspp(x, k, g):
@@ -115,7 +157,7 @@ def _textbook_kmeanspp(x, k, g):
     cents = [x[first[0]]]
     d2 = ((x - cents[0]) ** 2).sum(1)
     for _ in range(1, k):
-        u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(d2.sum())
+        u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(d2.double().sum())
         idx = int(torch.searchsorted(d2.double().cumsum(0), torch.tensor([u], dtype=torch.float64)).clamp(max=len(x) - 1))
         cents.append(x[idx])
         d2 = torch.minimum(d2, ((x - x[idx]) ** 2).sum(1))

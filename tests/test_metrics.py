@@ -125,3 +125,19 @@ def test_knn_refuses_inputs_that_would_give_a_meaningless_accuracy():
         sk.knn_accuracy(f, y, torch.randn(10, 5), y)
     with pytest.raises(ValueError, match="empty"):
         sk.knn_accuracy(f[:0], y[:0], f, y)
+
+
+def test_plot_curves_names_curves_and_axes_in_words():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import sslkit as sk
+
+    history = [{"epoch": e, "loss": 1.0 / e, "knn_acc": 10.0 * e} for e in range(1, 4)]
+    fig = sk.plot_curves(history, {"loss": "training loss", "knn_acc": "kNN accuracy"}, ylabel="value")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["training loss", "kNN accuracy"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("epoch", "value")
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[1.0, 0.5, 1 / 3], [10.0, 20.0, 30.0]]
+    fig = sk.plot_curves(history, ["loss"])  # a list still works: the key is the legend
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["loss"]

@@ -115,6 +115,32 @@ def test_a_variant_gets_its_own_runs_and_rows_beside_the_plain_method(tmp_path, 
         [(r.get("variant", ""), r["knn_acc"]) for r in lines]
 
 
+def test_a_run_directory_of_an_older_config_is_refused_before_any_run(tmp_path, image_folder_tar, capsys):
+    """A preset or budget changed since a run finished: the sweep must not skip it (its old
+    numbers would pass for the new budget's) nor resume it; it names it before any work."""
+    import sslkit as sk
+
+    path, _ = image_folder_tar
+    cells = sw.plan(["npid"], [str(path)], [0], "lab", ["--subset=full", "--epochs=1", "--batch_size=8"])
+    old = cells[0].run_dir(tmp_path)
+    old.mkdir(parents=True)
+    cfg = sk.apply_preset(sk.TrainConfig(method="npid", dataset=str(path), device="cpu"), "lab")
+    cfg.epochs, cfg.subset, cfg.batch_size, cfg.seed, cfg.precision = 1, "full", 8, 0, "fp32"
+    (old / "config.json").write_text(cfg.to_json())
+    (old / "results.json").write_text("{}")
+    with pytest.raises(SystemExit, match="hold another config") as err:
+        sw.sweep(cells, tmp_path, tmp_path / "runs.jsonl")
+    assert "precision: 'fp32' there, 'auto' now" in str(err.value) and not (tmp_path / "runs.jsonl").exists()
+
+
+def test_rows_of_another_budget_length_or_precision_are_not_averaged_together():
+    def line(seed, epochs, precision):
+        return {"dataset": "cifar10", "budget": "lab", "method": "sela", "seed": seed, "epochs": epochs,
+                "knn_acc": 40.0 + seed, "precision": precision, "git_sha": "abc", "device": "cpu"}
+    table = sw.results_table([line(0, 12, "fp32"), line(1, 12, "fp32"), line(0, 16, "bf16")])
+    assert sorted((r["epochs"], r["precision"], r["seeds"]) for r in table) == [(12, "fp32", 2), (16, "bf16", 1)]
+
+
 def test_supervised_cells_get_one_output_per_class_of_a_registered_dataset():
     (c10,) = sw.plan(["supervised"], ["cifar10"], [0], "lab")
     (c100,) = sw.plan(["supervised"], ["cifar100"], [0], "lab")

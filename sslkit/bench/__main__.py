@@ -234,7 +234,9 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
     n = max(4 * batch_size, 1024)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 10, (n,), device=device)
-    print(f"device={device}  batch={batch_size}  precision={precision}  steps={steps} (after 3 warm-up steps)")
+    precision_here = resolve_precision(precision, device)
+    print(f"device={device}  batch={batch_size}  precision={precision_here}"
+          f"{' (auto)' if precision == 'auto' else ''}  steps={steps} (after 3 warm-up steps)")
     print(f"{'method':>12s} {'backbone':>9s} {'images/s':>10s} {'vs supervised':>14s}")
     for bb in backbones:
         ref = None
@@ -247,7 +249,6 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
             if name == "swav":
                 cfg.params.num_prototypes = min(cfg.params.num_prototypes, batch_size)
             method = build_method(cfg, n).to(device)
-            precision_here = resolve_precision(precision, device)
             _backbone_precision(method, precision_here, device)  # bf16 off CUDA: the backbone, as in training
             method.train()
             opt = make_optimizer(cfg, method.parameters())

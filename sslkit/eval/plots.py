@@ -97,17 +97,25 @@ def plot_cluster_grid(images: torch.Tensor, assign: torch.Tensor, clusters=None,
     return plot_image_grid(torch.cat(picked), nrow=per_cluster, row_labels=labels, title=title)
 
 
-def plot_curves(history, keys, xkey: str = "epoch", title: str = "", ax=None):
-    """Plot ``keys`` of a list of metric dicts (as logged by the training loop) against ``xkey``."""
+def plot_curves(history, keys, xkey: str = "epoch", title: str = "", ax=None, xlabel: str | None = None,
+                ylabel: str = ""):
+    """Plot ``keys`` of a list of metric dicts (as logged by the training loop) against ``xkey``.
+
+    ``keys``: a list of metric names, or a dict ``{name: legend label}`` to give the curves
+    names in words; ``xlabel`` defaults to ``xkey``.
+    """
     plt = _plt()
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3))
-    for k in keys:
+    labels = dict(keys) if isinstance(keys, dict) else {k: k for k in keys}
+    for k, label in labels.items():
         pts = [(h[xkey], h[k]) for h in history if k in h and xkey in h]
         if pts:
             xs, ys = zip(*pts)
-            ax.plot(xs, ys, marker="o", ms=3, label=k)
-    ax.set_xlabel(xkey)
+            ax.plot(xs, ys, marker="o", ms=3, label=label)
+    ax.set_xlabel(xlabel or xkey)
+    if ylabel:
+        ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     return ax.figure

@@ -32,9 +32,10 @@ from ..augment import AugmentConfig
 from ..config import Preset
 
 # The book's lab budget: every method's `lab` preset trains this many epochs (the sweep's `lab`
-# budget too), at precision "auto": bf16 where the CPU or GPU does bf16 in hardware (on a 2-core
-# CPU with AMX the ConvNet's steps run 1.2-1.7x faster, with the same kNN accuracy after the same
-# epochs over 3 seeds), so the chapters get 16 epochs in the time 12 fp32 epochs took.
+# budget too), at precision "auto": bf16 where the CPU or GPU does bf16 in hardware. On the
+# book's 2-core CPU (AMX) a lab epoch runs 1.2-1.7x faster in bf16, with the same kNN accuracy
+# after the same epochs over 3 seeds (README), so 16 epochs take about the time 12 fp32 epochs
+# took there; where bf16 is absent or emulated the lab runs are fp32 and take a third longer.
 LAB_EPOCHS = 16
 
 

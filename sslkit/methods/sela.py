@@ -39,7 +39,8 @@ class SelaParams:
     num_heads: int = opt(10, 'T (SeLa CIFAR: 10)')
     mlp_hidden: int = opt(0, '>0: a Linear-BN-ReLU layer of this width between backbone and heads')
     lam: float = opt(25.0, 'lambda: the plan is diag(a) P^lambda diag(b)')
-    num_relabels: int = opt(5, 'Sinkhorn relabellings spread over the run (SeLa CIFAR: 400 in 400 epochs)')
+    num_relabels: int = opt(5, 'Sinkhorn relabellings spread over the run (SeLa CIFAR: 400 in 400 epochs); '
+                               'ignored when relabel_every > 0')
     relabel_every: int = opt(0, '>0: relabel at the start of every this many epochs, whatever the run\'s length '
                                 '(1: once per epoch, as SeLa\'s CIFAR runs); 0: num_relabels spread over the run')
     relabel_at_start: bool = opt(False, 'also relabel before the first epoch, from the random network')
