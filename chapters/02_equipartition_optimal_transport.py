@@ -41,7 +41,7 @@ import labdata
 import sslkit as sk
 
 device = sk.setup_notebook(seed=0)
-N, K = 12, 3      # a small instance to look at; the LP scales to a few thousand variables
+N, K = 12, 3      # a small instance to look at (the LP has N*K variables)
 
 # %% [markdown]
 # ## 1. From cross-entropy to a transport problem
@@ -158,7 +158,7 @@ assert (ot_lab[y == big] != big).any()  # the large blob has to give points away
 # by their blob (white lines) and, within a blob, by the cluster the plan sends them to. On
 # the left the network's probabilities $P$ (softmax of the scores); on the right
 # $N \cdot Q$, the exact plan scaled so that a row sums to one. A row of $P$ is a distribution
-# over the three clusters (sharp deep inside a blob, spread between blobs); a row of the plan
+# over the three clusters (see the left panel: sharp deep inside a blob, spread between blobs); a row of the plan
 # is a single 1, and each column holds exactly $N/K = 100$ of them (both printed below).
 
 # %%
@@ -238,22 +238,24 @@ def integral(plan, n):
 
 trials = [torch.randn(30, 5, generator=g) * 3 for _ in range(20)]
 assert all(integral(sk.exact_transport(-torch.log_softmax(t, 1))[0], 30) for t in trials)
-print("20 random 30x5 instances: every LP optimum is a 0/1 plan")
+print("20 random 30x5 instances: the optimum the LP solver returns is a 0/1 plan in each")
 frac_plan, _ = sk.exact_transport(-torch.log_softmax(torch.randn(31, 5, generator=g) * 3, 1))
-print("31 images, 5 clusters: integral?", integral(frac_plan, 31))
+print("31 images, 5 clusters (5 does not divide 31): integral?", integral(frac_plan, 31))
+assert not integral(frac_plan, 31)
 
 # %% [markdown]
 # ## Summary
 #
 # * With equipartition, SeLa's label step is $\min_{Q \in U(r,c)} \langle Q, -\log P\rangle$,
 #   an optimal-transport problem; `sk.exact_transport` solves small instances exactly.
-# * Greedy argmax labels are cheaper but infeasible: they pile images into popular
-#   clusters, the first step towards collapse.
+# * Greedy argmax labels are cheaper but infeasible: they follow the network's
+#   preferences, so a favoured cluster takes more than its share (section 2's instance).
 # * The objective maximises the mutual information between labels and data indices,
 #   $I(y,i) = \log K$ for an equipartitioned hard labelling.
-# * The optimum of the relaxed problem is a vertex of the polytope, a hard labelling.
-# * The LP does not scale to a million images and thousands of clusters: chapter 03
-#   replaces it by Sinkhorn-Knopp.
+# * When K divides N, the optimum of the relaxed problem is a vertex of the polytope, a hard
+#   labelling (with 31 images and 5 clusters it is fractional, as printed).
+# * The LP has N·K variables, a few billion for a million images and thousands of
+#   clusters (Exercise 3 counts them): chapter 03 replaces it by Sinkhorn-Knopp.
 
 # %% [markdown]
 # ## References
