@@ -250,8 +250,8 @@ assert abs(size_entropy - sk.cluster_report(_labels, 10)["entropy"]) < 1e-3, "no
 # points: 1
 
 # %% [markdown]
-# **Exercise 4 — NMI of a collapsed clustering [1 point].** A clustering puts all 10,000
-# test images into one cluster. The test set has 10 classes of 1,000 images. What is the
+# **Exercise 4 — NMI of a collapsed clustering [1 point].** A clustering puts all 2,000
+# lab test images into one cluster. The test set has 10 classes of 200 images. What is the
 # NMI of this clustering with the classes? Think about what one cluster tells you about
 # the class. Give the number.
 

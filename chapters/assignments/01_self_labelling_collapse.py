@@ -238,8 +238,8 @@ assert abs(uniform_loss - torch.nn.functional.cross_entropy(torch.zeros(64, 10),
 # points: 1
 
 # %% [markdown]
-# **Exercise 4 — how collapsed is "three clusters left"? [1 point].** The toy run of
-# section 2 ends with 600 points in 3 clusters of 200, out of $K = 10$. What is the
+# **Exercise 4 — how collapsed is "three clusters left"? [1 point].** Suppose a toy run
+# like section 2's ended with its 600 points in 3 clusters of 200, out of $K = 10$. What is the
 # normalised entropy $H(\text{sizes}) / \ln K$? Give the number (3 decimals).
 
 # %% [raw]

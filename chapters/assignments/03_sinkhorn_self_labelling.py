@@ -35,8 +35,9 @@ torch.set_default_dtype(torch.float32)
 
 # %% [markdown]
 # **Exercise 1 — Sinkhorn-Knopp in the log domain [4 points].** Plain scaling computes
-# $P^\lambda = e^{\lambda \log P}$, which underflows to 0 for large $\lambda$ (SeLa uses
-# $\lambda = 25$ on log-probabilities as small as $-30$). Implement Sinkhorn on the
+# $P^\lambda = e^{\lambda \log P}$, which underflows to 0 for large $\lambda$ (the lab
+# preset uses $\lambda = 25$, and a confident network's log-probabilities reach $-30$ and
+# below). Implement Sinkhorn on the
 # potentials instead: with $\log Q_{iy} = \lambda \log P_{iy} + f_i + g_y$,
 #
 # * $g \leftarrow \log c - \operatorname{logsumexp}_i(\lambda \log P_{iy} + f_i)$ (columns right), then
