@@ -271,8 +271,8 @@ assert results["random ConvNet"]["knn"] < results["standardised pixels"]["knn"] 
 # ## 7. What the features look like
 #
 # UMAP maps the 256-dimensional features of the test images to the plane, coloured by
-# class. Compare how tightly each class gathers in the two panels with the kNN accuracies
-# of section 4: neighbourhoods that hold one class are what a high kNN accuracy means.
+# class. Compare how tightly each class gathers in the two panels with the two networks'
+# kNN accuracies in the table of section 6: neighbourhoods that hold one class are what a high kNN accuracy means.
 
 # %%
 import matplotlib.pyplot as plt
@@ -292,7 +292,8 @@ print(f"chapter ran in {time.time() - chapter_start:.0f} s")
 #   features; clusterings by NMI, ARI and Hungarian accuracy, and by the entropy of the
 #   cluster sizes, which exposes collapse.
 # * A random ConvNet is the floor a self-supervised method has to clear, not chance: its
-#   features are about as good neighbourhoods as standardised pixels for kNN on this run, but
+#   features are no better neighbourhoods than standardised pixels for kNN on this run
+#   (within a point, asserted; section 4 prints the gap), but
 #   a linear classifier reads much more out of them (both printed in section 4); the
 #   supervised network shows how far there is to go.
 

@@ -255,7 +255,8 @@ assert not integral(frac_plan, 31)
 # * When K divides N, the optimum of the relaxed problem is a vertex of the polytope, a hard
 #   labelling (with 31 images and 5 clusters it is fractional, as printed).
 # * The LP has N·K variables, a few billion for a million images and thousands of
-#   clusters (Exercise 3 counts them): chapter 03 replaces it by Sinkhorn-Knopp.
+#   clusters, and N + K equality constraints (Exercise 3 counts them): chapter 03 replaces
+#   it by Sinkhorn-Knopp.
 
 # %% [markdown]
 # ## References

@@ -697,8 +697,8 @@ assert mean_std(cells["soft codes, 2 + 4 crops"]["train_s"])[0] > mean_std(base[
 # 10,000 images. The cost column needs no seeds: multi-crop's four extra small crops make
 # training slower by the printed factor (asserted above one); rounding the codes adds one
 # argmax per batch, so the hard-code runs' factor is the shared machine's run-to-run spread,
-# not a saving (the training-time Welch's t is printed below; chapter 07's table gives the
-# ± of every training time).
+# not a saving (the training-time Welch's t is printed below; the README's results table
+# gives every row's training time with its spread, the variants' rows included).
 
 # %%
 assert verdict["hard codes, 2 crops"] <= -3 and verdict["soft codes, 2 + 4 crops"] <= -3, verdict
