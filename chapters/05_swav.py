@@ -644,43 +644,33 @@ swav_lines = [r for r in sk.read_results(RESULTS)
               if r["method"] == "swav" and r["dataset"] == "cifar10" and r["budget"] == "lab"]
 variants = {"soft codes, 2 crops (the preset)": "", "hard codes, 2 crops": "hard_codes",
             "soft codes, 2 + 4 crops": "multicrop"}
-cells = {}
-for name, variant in variants.items():
-    rs = [r for r in swav_lines if r.get("variant", "") == variant]
-    cells[name] = {key: [r[key] for r in rs] for key in ("knn_acc", "linear_acc", "train_s", "nmi")}
-    cells[name]["seeds"] = sorted(r["seed"] for r in rs)
+rows = {r["variant"]: r for r in sk.results_table(swav_lines)}   # mean and std over seeds, as the README's table
+cells = {name: rows[variant] for name, variant in variants.items()}
 
 
-def mean_std(v):   # rounded to 4 decimals as the results table (README, chapter 07) rounds
-    m = sum(v) / len(v)
-    return round(m, 4), round((sum((a - m) ** 2 for a in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0, 4)
+def welch(a, b, key):
+    """Welch's t of two table rows' means of `key` (chapter 07 explains it)."""
+    se = (a[key + "_std"] ** 2 / a["seeds"] + b[key + "_std"] ** 2 / b["seeds"]) ** 0.5
+    return (a[key] - b[key]) / se if se else math.inf
 
 
-def welch(a, b):
-    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
-    se = (sa ** 2 / len(a) + sb ** 2 / len(b)) ** 0.5
-    return (ma - mb) / se if se else math.inf
-
-
-epochs_lab = next(r["epochs"] for r in swav_lines)
-print(f"SwAV's lab preset on cifar10, {epochs_lab} epochs, stored runs (seeds per row in brackets)")
+print(f"SwAV's lab preset on cifar10, {cells[next(iter(cells))]['epochs']} epochs, stored runs "
+      "(seeds per row in brackets)")
 print(f"{'variant':34s} {'kNN %':>13s} {'linear %':>13s} {'NMI %':>11s} {'training s':>11s}")
 for name, c in cells.items():
-    row = [mean_std(c[k]) for k in ("knn_acc", "linear_acc")] + [mean_std([100 * v for v in c["nmi"]])]
-    print(f"{name:34s} " + " ".join(f"{m:6.1f} ± {sd:4.1f}" for m, sd in row) +
-          f" {mean_std(c['train_s'])[0]:8.0f} ({len(c['seeds'])})")
-assert all(len(c["seeds"]) >= 3 for c in cells.values()), "every variant needs three seeds: run the sweep above"
+    row = [(c[k], c[k + "_std"]) for k in ("knn_acc", "linear_acc")] + [(100 * c["nmi"], 100 * c["nmi_std"])]
+    print(f"{name:34s} " + " ".join(f"{m:6.1f} ± {sd:4.1f}" for m, sd in row) + f" {c['train_s']:8.0f} ({c['seeds']})")
+assert all(c["seeds"] >= 3 for c in cells.values()), "every variant needs three seeds: run the sweep above"
 base = cells["soft codes, 2 crops (the preset)"]
 verdict = {}
 for name in list(variants)[1:]:
     c = cells[name]
-    t = welch(c["knn_acc"], base["knn_acc"])
+    t = welch(c, base, "knn_acc")
     verdict[name] = t
-    gap = mean_std(c["knn_acc"])[0] - mean_std(base["knn_acc"])[0]
     word = "a difference the seeds' spread does not explain" if abs(t) >= 3 else "within the seeds' spread: no difference"
-    print(f"{name} vs the preset: kNN {gap:+.2f} points, Welch's t = {t:+.1f} -> {word}; training time "
-          f"x{mean_std(c['train_s'])[0] / mean_std(base['train_s'])[0]:.2f}")
-assert mean_std(cells["soft codes, 2 + 4 crops"]["train_s"])[0] > mean_std(base["train_s"])[0]
+    print(f"{name} vs the preset: kNN {c['knn_acc'] - base['knn_acc']:+.2f} points, Welch's t = {t:+.1f} -> {word}; "
+          f"training time x{c['train_s'] / base['train_s']:.2f}")
+assert cells["soft codes, 2 + 4 crops"]["train_s"] > base["train_s"]
 
 # %% [markdown]
 # Read the printed verdicts: a variant whose |t| stays below 3 cannot be told from the
@@ -702,9 +692,9 @@ assert mean_std(cells["soft codes, 2 + 4 crops"]["train_s"])[0] > mean_std(base[
 
 # %%
 assert verdict["hard codes, 2 crops"] <= -3 and verdict["soft codes, 2 + 4 crops"] <= -3, verdict
-print(f"training time, hard codes vs the preset: Welch's t = "
-      f"{welch(cells['hard codes, 2 crops']['train_s'], base['train_s']):+.1f} (|t| < 3: within the run-to-run spread)")
-assert abs(welch(cells["hard codes, 2 crops"]["train_s"], base["train_s"])) < 3
+t_time = welch(cells["hard codes, 2 crops"], base, "train_s")
+print(f"training time, hard codes vs the preset: Welch's t = {t_time:+.1f} (|t| < 3: within the run-to-run spread)")
+assert abs(t_time) < 3
 
 # %% [markdown]
 # ## 10. Inside the trained model
