@@ -9,8 +9,12 @@ k-means (Lloyd's algorithm):
 * initialisation by k-means|| (the default: a few rounds of D^2 oversampling, each one blocked
   matrix product, then weighted k-means++ on the candidates; Bahmani et al., VLDB 2012), by
   k-means++ (D^2 sampling, k sequential passes) or by uniformly random points;
+* k-means|| seeds from a uniform sample of at most ``init_sample`` (32) rows per cluster: its
+  inertia after Lloyd's iterations is within a few hundredths of a percent of seeding from
+  every row (faiss trains on at most 256 rows per cluster);
 * distances in chunks of rows, ``||x||^2 - 2 x.c + ||c||^2``, so N x K never has to fit in
-  memory at once;
+  memory at once; from the second iteration on, a row keeps its label when that centroid is
+  still at the minimum distance, so only the rows that move search for the arg-min;
 * an empty cluster is re-seeded by splitting a large one: it takes a slightly perturbed
   copy of the centroid of a cluster chosen with probability proportional to its size
   (as faiss does), and the two centroids move apart symmetrically;
@@ -26,6 +30,9 @@ from dataclasses import dataclass, field
 import torch
 
 from . import dist
+
+
+SEED_SAMPLE_PER_CLUSTER = 32  # k-means|| seeds from a uniform sample of at most this many rows per cluster
 
 
 @dataclass
@@ -65,12 +72,18 @@ def _default_chunk(x: torch.Tensor, k: int) -> int:
 
 @torch.no_grad()
 def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int | None = None,
-           x_sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+           x_sq: torch.Tensor | None = None, prev: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest centroid of every row and the squared distance to it, computed in chunks.
 
     ``chunk_size`` rows at a time (default: about 10^6 distances per block on a CPU, where a
     cache-sized block is fastest, 65536 rows on an accelerator). ``x_sq``: the rows' squared
     norms, when the caller has them (k-means computes them once, not every iteration).
+
+    ``prev``: each row's label from the previous iteration. A row keeps it when that centroid
+    is still at the minimum distance (on an exact tie, the previous label, not the lowest
+    index); only the other rows search for the arg-min. On a CPU the minimum alone is a
+    reduction about four times cheaper than minimum-with-index, and after the first
+    iterations few rows move.
     """
     chunk_size = chunk_size or _default_chunk(x, len(centroids))
     c_sq = (centroids * centroids).sum(1)[None, :]
@@ -84,7 +97,20 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int | None = No
         # ||c||^2 - 2 x.c in one fused matrix product; ||x||^2 is the same for every centroid,
         # so it is added to the minimum only
         part = torch.addmm(c_sq, xb, c_t, alpha=-2.0, out=buf[:len(xb)])
-        torch.min(part, 1, out=(d2[i:i + chunk_size], labels[i:i + chunk_size]))
+        if prev is None or x.device.type != "cpu":  # (on an accelerator the indexed minimum is as fast)
+            torch.min(part, 1, out=(d2[i:i + chunk_size], labels[i:i + chunk_size]))
+        else:
+            best = torch.amin(part, 1, out=d2[i:i + chunk_size])
+            lab, old = labels[i:i + chunk_size], prev[i:i + chunk_size]
+            stays = part.gather(1, old[:, None]).squeeze(1) <= best
+            moved = torch.nonzero(~stays).flatten()
+            if 4 * len(moved) > len(xb):  # many moved (early iterations): one search of the whole block
+                # (torch.min, not torch.argmin, which is slower on a CPU)
+                torch.where(stays, old, part.min(1).indices, out=lab)
+            else:
+                lab.copy_(old)
+                if len(moved):
+                    lab[moved] = part.index_select(0, moved).min(1).indices
         d2[i:i + chunk_size] += (xb * xb).sum(1) if x_sq is None else x_sq[i:i + chunk_size]
     return labels, d2.clamp_(min=0)
 
@@ -99,21 +125,18 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     computed (Raff, "Exact acceleration of k-means++ and k-means||", IJCAI 2021), with a
     margin for rounding; the distances, hence the draws, are those of the textbook loop.
 
-    ``weights``: draw with probability proportional to ``weights * D^2`` (k-means||'s
-    reclustering of its candidates). ``local``: ``x`` is the same on every process (no
-    reductions).
+    ``local``: ``x`` is the same on every process (k-means||'s candidates): no reductions,
+    the plain loop of ``_kmeanspp_local``, where ``weights`` make the draws proportional to
+    ``weights * D^2``.
     """
     n, d = x.shape
     assert weights is None or local, "weights index the rows of one process: use local=True"
     if local:
-        start, total, counts = 0, n, [n]
-        gather, reduce_sum, pick = (lambda t: t), (lambda t: t), (lambda idx: x[idx])
-    else:
-        start, total = _global_offsets(n, x.device)
-        counts = dist.all_gather_cat(torch.tensor([n], device=x.device)).tolist()  # rows of each process
-        gather, reduce_sum, pick = dist.all_gather_cat, dist.all_reduce_sum, (lambda idx: _pick_rows(x, idx, start))
-    first = torch.randint(total, (1,), generator=g) if weights is None else \
-        torch.multinomial(weights.double().cpu(), 1, generator=g)
+        return _kmeanspp_local(x, k, g, weights)
+    start, total = _global_offsets(n, x.device)
+    counts = dist.all_gather_cat(torch.tensor([n], device=x.device)).tolist()  # rows of each process
+    gather, reduce_sum, pick = dist.all_gather_cat, dist.all_reduce_sum, (lambda idx: _pick_rows(x, idx, start))
+    first = torch.randint(total, (1,), generator=g)
     centroids = torch.empty(k, d, device=x.device, dtype=x.dtype)
     centroids[:1] = pick(first.to(x.device))
     d2 = assign(x, centroids[:1], chunk_size)[1]
@@ -124,16 +147,15 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     # rows per block of the full passes: 8 MiB of float32 on a CPU (few Python steps, and the
     # allocator reuses the buffer), 65536 rows on an accelerator
     block = chunk_size or (max(256, (1 << 21) // max(d, 1)) if x.device.type == "cpu" else 65536)
-    w = None if weights is None else weights.to(x.device, torch.float64)
     for t in range(1, k):
-        mass = d2.double() if w is None else d2.double() * w
+        mass = d2.double()
         sums = gather(mass.sum().reshape(1)).cpu()
         u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(sums.sum())
         owner = int(torch.searchsorted(sums.cumsum(0), torch.tensor([u], dtype=torch.float64)).clamp(max=len(sums) - 1))
         while counts[owner] == 0:  # a process without rows never draws (u = 0 would land on it): the next one does
             owner = (owner + 1) % len(counts)
         idx = torch.zeros(1, dtype=torch.long, device=x.device)
-        if local or owner == dist.rank():
+        if owner == dist.rank():
             residual = u - float(sums[:owner].sum())
             cum = mass.cumsum(0)
             idx[0] = int(torch.searchsorted(cum, torch.tensor([residual], dtype=torch.float64, device=x.device))
@@ -165,8 +187,45 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     return centroids
 
 
+def _kmeanspp_local(x: torch.Tensor, k: int, g: torch.Generator, weights: torch.Tensor | None = None,
+                    max_table: int = 1 << 25) -> torch.Tensor:
+    """k-means++ on rows every process holds (k-means||'s few thousand candidates): the
+    textbook loop's draws, probability proportional to ``weights * D^2``, with each step's
+    distances read from a table of all pairwise squared distances (one matrix product, when
+    it has at most ``max_table`` entries) or from one matrix-vector product. A step is then a
+    handful of small operations, where the pruned loop for distributed data costs ten times
+    more per step on a few thousand rows."""
+    n, d = x.shape
+    first = torch.randint(n, (1,), generator=g) if weights is None else \
+        torch.multinomial(weights.double().cpu(), 1, generator=g)
+    x_sq = (x * x).sum(1)
+    table = None
+    if n * n <= max_table:  # ||a||^2 + ||b||^2 - 2 a.b, clamped at 0, exactly 0 on the diagonal
+        table = torch.addmm(x_sq[:, None] + x_sq[None, :], x, x.T, alpha=-2.0).clamp_(min=0)
+        table.fill_diagonal_(0.0)
+
+    def dist_to(i: int) -> torch.Tensor:
+        if table is not None:
+            return table[i]
+        row = torch.addmv(x_sq + x_sq[i], x, x[i], alpha=-2.0).clamp_(min=0)
+        row[i] = 0.0
+        return row
+
+    w = None if weights is None else weights.to(x.device, torch.float64)
+    chosen = [int(first)]
+    d2 = dist_to(chosen[0]).double()
+    for _ in range(1, k):
+        mass = d2 if w is None else d2 * w
+        cum = mass.cumsum(0)
+        u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(cum[-1])
+        i = int(torch.searchsorted(cum, torch.tensor([u], dtype=torch.float64, device=x.device)).clamp(max=n - 1))
+        chosen.append(i)
+        torch.minimum(d2, dist_to(i), out=d2)
+    return x[torch.tensor(chosen, device=x.device)].clone()
+
+
 def _kmeans_parallel(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | None, rounds: int = 5,
-                     oversample: float = 0.5) -> torch.Tensor:
+                     oversample: float = 0.5, full: torch.Tensor | None = None) -> torch.Tensor:
     """k-means|| (Bahmani, Moseley, Vattani, Kumar, Vassilvitskii, "Scalable k-means++", VLDB 2012).
 
     One random point, then ``rounds`` rounds that each keep every point with probability
@@ -176,7 +235,8 @@ def _kmeans_parallel(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: in
     weighted k-means++. Each point is compared with about ``rounds * oversample * k``
     candidates in a few matrix products, where k-means++ makes ``k`` sequential passes.
     The random draws are made for the global row indices, so the result does not depend on
-    how rows are split over processes.
+    how rows are split over processes. ``full``: the rows ``x`` was sampled from, which
+    degenerate data (fewer distinct candidates than ``k``) seed from by k-means++.
     """
     n, d = x.shape
     start, total = _global_offsets(n, x.device)
@@ -203,11 +263,23 @@ def _kmeans_parallel(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: in
     cands = torch.cat(cands)
     weights = dist.all_reduce_sum(torch.bincount(near, minlength=count).double())
     if int((weights > 0).sum()) < k:  # too few distinct candidates (tiny or degenerate data)
-        return _kmeanspp(x, k, g, chunk_size)
+        return _kmeanspp(x if full is None else full, k, g, chunk_size)
     return _kmeanspp(cands, k, g, chunk_size, weights=weights, local=True)
 
 
-def _init(x, k, init, g, chunk_size):
+def _sample_rows(x: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
+    """A uniform sample of ``m`` of the rows of all processes, each process keeping the ones
+    it holds, in global order: the sample does not depend on how the rows are split."""
+    start, total = _global_offsets(len(x), x.device)
+    if m >= total:
+        return x
+    idx = torch.randperm(total, generator=g)[:m].sort().values.to(x.device) - start
+    return x[idx[(idx >= 0) & (idx < len(x))]]
+
+
+def _init(x, k, init, g, chunk_size, sample=None):
+    """Starting centroids; k-means|| draws them from a uniform sample of ``sample`` rows (all rows
+    when None)."""
     if torch.is_tensor(init):  # given starting centroids
         if init.shape != (k, x.shape[1]):
             raise ValueError(f"initial centroids must have shape ({k}, {x.shape[1]}), got {tuple(init.shape)}")
@@ -215,7 +287,7 @@ def _init(x, k, init, g, chunk_size):
     if init == "kmeans++":
         return _kmeanspp(x, k, g, chunk_size)
     if init == "kmeans||":
-        return _kmeans_parallel(x, k, g, chunk_size)
+        return _kmeans_parallel(x if sample is None else _sample_rows(x, sample, g), k, g, chunk_size, full=x)
     if init == "random":
         start, total = _global_offsets(len(x), x.device)
         if total < k:
@@ -281,27 +353,32 @@ def _check_kmeans_args(x, k, iters, restarts, init) -> int:
 
 @torch.no_grad()
 def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="kmeans||",
-           restarts: int = 1, seed: int = 0, chunk_size: int | None = None, reseed_empty: bool = True) -> KMeansResult:
+           restarts: int = 1, seed: int = 0, chunk_size: int | None = None, reseed_empty: bool = True,
+           init_sample: int | None = SEED_SAMPLE_PER_CLUSTER) -> KMeansResult:
     """Cluster the rows of ``x`` (N, D) into ``k`` clusters; see the module docstring.
 
     init: ``"kmeans||"`` (scalable k-means++, the default), ``"kmeans++"``, ``"random"`` or a
-    (k, D) tensor of starting centroids.
+    (k, D) tensor of starting centroids. init_sample: k-means|| seeds from a uniform sample of
+    at most ``init_sample * k`` rows (None: from all rows).
 
     Raises ValueError, before any work, for k < 1, k > N (under ``torch.distributed`` N is
     the number of rows over all processes), N = 0, NaN or infinite features, and a
     wrongly shaped ``init``.
     """
     _check_kmeans_args(x, k, iters, restarts, init)
+    if init_sample is not None and _positive_int("init_sample", init_sample) is None:
+        raise ValueError(f"init_sample must be a positive integer (rows per cluster k-means|| seeds from) "
+                         f"or None (all rows), got {init_sample!r}")
     x = x.float()
     x_sq = (x * x).sum(1)  # once, not at every assignment
     best = None
     for r in range(restarts):
         g = torch.Generator().manual_seed(seed + 1000 * r)
-        centroids = _init(x, k, init, g, chunk_size)
+        centroids = _init(x, k, init, g, chunk_size, None if init_sample is None else init_sample * k)
         history, reseeded, prev, prev_labels = [], 0, None, None
         it, converged = 0, False
         for it in range(1, iters + 1):
-            labels, d2 = assign(x, centroids, chunk_size, x_sq)
+            labels, d2 = assign(x, centroids, chunk_size, x_sq, prev=prev_labels)
             inertia = dist.all_reduce_sum(d2.sum().double().reshape(1)).item()
             history.append(inertia)
             if prev_labels is not None:

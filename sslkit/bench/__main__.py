@@ -16,11 +16,12 @@ below tol), with the L1 error of its plan and the time ratio POT / sslkit.
 
 kmeans: for each N x D x K (Gaussian blobs), each library the way a user runs it, with the
 same number of Lloyd iterations (``--iters``, 20) and its own seeding:
-``sslkit.kmeans(x, K, iters=20, tol=0)`` (k-means||), ``faiss.Kmeans(D, K, niter=20).train(x)``
+``sslkit.kmeans(x, K, iters=20, tol=0)`` (k-means|| on a sample of 32 K rows), ``faiss.Kmeans(D, K, niter=20).train(x)``
 then ``index.search(x, 1)`` for the labels (faiss seeds with random points; its default
 ``max_points_per_centroid=256`` subsamples when N > 256 K), and scikit-learn's
 ``KMeans(K, n_init=1, max_iter=20, tol=0)`` (greedy k-means++; skipped above N*K = 2e7,
-where a run takes minutes here). Reported: time, final inertia (sum of squared distances of all N
+where a run takes minutes here). The libraries take turns within each repeat (sslkit, faiss,
+scikit-learn, then again), so that a slow spell on a shared machine does not fall on one. Reported: time, final inertia (sum of squared distances of all N
 points to their nearest final centroid, the same formula for all) and its difference to
 sslkit's, the time ratio other / sslkit (above 1: sslkit faster), and sslkit's assignment
 rate (2 N D K per assignment, iters + 1 assignments) as a fraction of the matmul rate.
@@ -196,10 +197,8 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None):
         xd = x.to(device)
         kw = {"init": start.to(device)} if init == "same" else ({"init": seeding} if seeding else {})
         kmeans(xd[: min(n, 20 * k)], k, iters=2, **kw)  # warm-up
-        t_ours, res = _timed(lambda: kmeans(xd, k, iters=iters, tol=0.0, **kw), device, repeats)
-        rate = 2 * n * d * k * (res.iterations + 1) / t_ours / 1e9
-        row = f"{n:8d} {d:4d} {k:6d} {t_ours:9.3f} {rate:8.0f} {rate / flops:7.0%} {res.inertia:11.5g} |"
         xn = x.numpy().astype(np.float32)
+        runs = {"sslkit": lambda: kmeans(xd, k, iters=iters, tol=0.0, **kw)}
         if faiss is not None:
             def run_faiss():
                 t0 = time.perf_counter()
@@ -209,14 +208,27 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None):
                 t_train = time.perf_counter() - t0
                 dist2, _ = fk.index.search(xn, 1)  # the labels a user needs, and the inertia
                 return t_train, fk, float(dist2.astype(np.float64).sum())
-            t_fa, (t_train, fk, fi) = _timed(run_faiss, device, repeats)
+            runs["faiss"] = run_faiss
+        if KMeans is not None and n * k <= 2e7:
+            kinit = "k-means++" if init == "own" else start.numpy()
+            runs["sklearn"] = lambda: KMeans(k, init=kinit, n_init=1, max_iter=iters, tol=0.0, random_state=0).fit(xn)
+        # the libraries take turns within each repeat, so that a slow spell of a shared machine
+        # falls on all of them rather than on one
+        times, out = {name: [] for name in runs}, {}
+        for _ in range(repeats):
+            for name, fn in runs.items():
+                t, out[name] = _timed(fn, device, 1)
+                times[name].append(t)
+        t_ours, res = statistics.median(times["sslkit"]), out["sslkit"]
+        rate = 2 * n * d * k * (res.iterations + 1) / t_ours / 1e9
+        row = f"{n:8d} {d:4d} {k:6d} {t_ours:9.3f} {rate:8.0f} {rate / flops:7.0%} {res.inertia:11.5g} |"
+        if "faiss" in runs:
+            t_fa, (t_train, fk, fi) = statistics.median(times["faiss"]), out["faiss"]
             row += f" {t_fa:8.3f} {t_train:8.3f} {fi / res.inertia - 1:+8.2%} {t_fa / t_ours:6.2f} |"
         else:
             row += f" {'(faiss not installed)':>33s} |"
-        if KMeans is not None and n * k <= 2e7:
-            kinit = "k-means++" if init == "own" else start.numpy()
-            t_sk, km = _timed(lambda: KMeans(k, init=kinit, n_init=1, max_iter=iters, tol=0.0, random_state=0).fit(xn),
-                              device, 1 if n * k > 2e7 else repeats)
+        if "sklearn" in runs:
+            t_sk, km = statistics.median(times["sklearn"]), out["sklearn"]
             si = float(assign(x, torch.from_numpy(km.cluster_centers_).float())[1].double().sum())
             row += f" {t_sk:9.3f} {si / res.inertia - 1:+8.2%} {t_sk / t_ours:6.2f}"
         else:
