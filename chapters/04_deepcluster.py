@@ -28,7 +28,8 @@
 # 2. implement Lloyd's k-means and check it against `sk.kmeans`, and write the whole
 #    DeepCluster epoch and training step in plain PyTorch, checked against the library;
 # 3. explain what each safeguard (PCA-whitening, empty-cluster re-seeding, uniform
-#    sampling, Sobel input) prevents, with a measurement for each;
+#    sampling, Sobel input) prevents, with a measurement for the first three and a
+#    single short run for Sobel input;
 # 4. run DeepCluster on the CIFAR-10 lab subset and read its curves: why the training
 #    loss restarts near ln K every epoch and is no progress measure, how stable the pseudo-labels are, where the time goes.
 
@@ -125,8 +126,8 @@ fig = draw_deepcluster_loop()
 # Because the clustering step never touches $\theta$, the trivial solution of chapter 01
 # (features that collapse onto the centroids) is not what the optimisation is rewarded
 # for. But shortcuts remain: k-means can leave clusters **empty**, a few clusters can hold
-# many images and then dominate the cross-entropy, and k-means on raw features follows the
-# few directions of largest variance. The safeguards of section 5 target exactly these.
+# many images and then dominate the cross-entropy, and k-means on projected features that
+# are not whitened follows the few directions of largest variance. The safeguards of section 5 target exactly these.
 #
 # ## 2. k-means from scratch
 #
@@ -212,7 +213,8 @@ assert nmi_by_k[300] > nmi_by_k[10]
 # PyTorch (it runs on whatever device the features are on). Here both run on this
 # chapter's own whitened features, from the same starting centroids, with the same
 # number of Lloyd iterations, on the CPU. On a GPU, or at other sizes,
-# `python -m sslkit.bench kmeans` measures the same comparison.
+# `python -m sslkit.bench kmeans --init same` runs the same comparison (from the same start,
+# on synthetic blobs); without `--init same` each library seeds its own way.
 
 # %%
 KM_ITERS = 20
@@ -255,9 +257,11 @@ if faiss is not None:
 
 # %% [markdown]
 # Both are Lloyd's algorithm from the same centroids, so they land on (nearly) the same
-# assignment (the agreement is printed). The timings (best of three repeats each) come from
-# this shared 2-core machine, at a size far below the paper's; faiss earns its place at the paper's
-# scale (millions of points, thousands of centroids), and on a GPU.
+# assignment (the agreement is printed). The two timings (best of three repeats each) are
+# one measurement on a shared 2-core machine, at a size far below the paper's, and which of
+# the two is faster here changes from one execution to the next; the README's benchmark
+# table gives medians of interleaved runs at larger sizes. faiss earns its place at the
+# paper's scale (millions of points, thousands of centroids), on a GPU.
 #
 # ## 4. The epoch and the training step, written out
 #
@@ -391,8 +395,8 @@ print(f"from scratch == library over {check_cfg.epochs} epochs of one step on {l
 # ## 5. What each safeguard prevents
 #
 # ### PCA-whitening
-# The spectrum above is steep: without whitening, the first few directions dominate the
-# distances, and k-means cuts the data along them. Whitening gives every kept direction
+# The spectrum above is steep: projected without whitening, the first few directions
+# dominate the distances, and k-means cuts the data along them. Whitening gives every kept direction
 # unit variance. Below, k-means with the same $K$ on the L2-normalised raw
 # features, on PCA-projected features without whitening, and on DeepCluster's
 # PCA-whitened features, five k-means seeds each (mean ± standard deviation over the seeds).
@@ -509,8 +513,8 @@ for plain, uniform in sampling.values():
 
 # %% [markdown]
 # ### Sobel input
-# Colour is the easiest cue for k-means on raw or random features (look at the cluster
-# grid above). The paper removes it: the network sees the two **Sobel** gradient images
+# The cluster grid above suggests that colour is an easy cue for k-means on random
+# features (the rows group images of similar colours; this chapter does not measure it). The paper removes it: the network sees the two **Sobel** gradient images
 # of the grey-level input, through a fixed (not trained) first layer. From scratch: a
 # grey level $0.299R + 0.587G + 0.114B$, then the $3\times3$ filters
 # $G_x = \begin{pmatrix}1&0&-1\\2&0&-2\\1&0&-1\end{pmatrix}$ and $G_y = G_x^\top$.
@@ -680,8 +684,8 @@ assert drop_last_quarter < drop_first_half
 # %% [markdown]
 # The printed lines are the explanation: the first step of every epoch sits at about
 # $\ln K$ or above (a fresh classifier), the loss falls within an epoch while the rate is large,
-# and, in the later epochs, falls less and less (by the last epoch not at all: compare its
-# first step with its last ten) as the cosine takes the rate towards 0, so the epoch
+# and, in the last epochs, falls less and less (by the last epoch only a little: compare
+# its first step with its last ten) as the cosine takes the rate towards 0, so the epoch
 # mean climbs back towards (and can end above) $\ln K$. Meanwhile the kNN accuracy of the
 # features, measured independently of the classifier, is what tells whether learning
 # happens:
@@ -733,8 +737,8 @@ assert history[-1]["nmi_prev"] > history[1]["nmi_prev"]   # the assignments stab
 assert 0 < cluster_share < 1
 
 # %% [markdown]
-# The NMI with the previous epoch rises over the first epochs and then levels off well
-# below 1 (in this run):
+# The NMI with the previous epoch rises fastest over the first few epochs, then only
+# slowly, and stays well below 1 (in this run's log above):
 # each re-clustering is a substantially different partition, one more reason for a fresh
 # classifier every epoch. The clustering share printed above is one run's, on a shared
 # machine: if other processes slow some epochs down (a low img/s in the training log),
@@ -773,8 +777,10 @@ print(f"chapter executed in {time.time() - CHAPTER_START:.0f} s")
 #   sampling keeps large clusters from making an image-blind prediction cheap. Sobel input
 #   removes colour from the input; its effect on kNN was measured only in one short run
 #   (the printed gap), which is not a ranking.
-# * The training loss restarts at every re-clustering and is not a progress measure; the
-#   kNN accuracy of the features and the NMI between consecutive clusterings are.
+# * The training loss restarts at every re-clustering and is not a progress measure: the
+#   kNN accuracy measures the features, and the NMI between consecutive clusterings how
+#   stable the pseudo-labels are (in this run it still rose in the last epochs, where the kNN
+#   accuracy no longer did).
 # * Chapter 07 compares all methods from stored multi-seed runs.
 #
 # ## References
@@ -844,8 +850,8 @@ def uniform_sampler(labels, num_samples, generator=None):
 # %% [markdown]
 # **Exercise 3 — what whitening does to a tiny direction [1 point].** `sk.fit_pca(f, d)`
 # divides coordinate $j$ by $\sqrt{\lambda_j + \varepsilon}$ with $\varepsilon = 10^{-5}$.
-# The chapter's random-network features have tail eigenvalues around $\lambda = 4\cdot10^{-6}$.
-# What is the variance of such a whitened coordinate (before the L2 step)? Give the number
+# Suppose one kept direction, in the tail of a steep spectrum like the one in section 3,
+# has eigenvalue $\lambda = 4\cdot10^{-6}$. What is the variance of such a whitened coordinate (before the L2 step)? Give the number
 # (3 decimals).
 
 # %%

@@ -218,8 +218,8 @@ assert torch.equal(_a, _b) and not torch.equal(_a, _c), "use the generator for e
 # %% [markdown]
 # **Exercise 3 — what whitening does to a tiny direction [1 point].** `sk.fit_pca(f, d)`
 # divides coordinate $j$ by $\sqrt{\lambda_j + \varepsilon}$ with $\varepsilon = 10^{-5}$.
-# The chapter's random-network features have tail eigenvalues around $\lambda = 4\cdot10^{-6}$.
-# What is the variance of such a whitened coordinate (before the L2 step)? Give the number
+# Suppose one kept direction, in the tail of a steep spectrum like the one in section 3,
+# has eigenvalue $\lambda = 4\cdot10^{-6}$. What is the variance of such a whitened coordinate (before the L2 step)? Give the number
 # (3 decimals).
 
 # %% [raw]
