@@ -115,8 +115,7 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int | None = No
     return labels, d2.clamp_(min=0)
 
 
-def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | None,
-              weights: torch.Tensor | None = None, local: bool = False) -> torch.Tensor:
+def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | None) -> torch.Tensor:
     """k-means++ (D^2 sampling), the same draws as the textbook loop, without its cost.
 
     The textbook loop computes every point's distance to every new centroid: k passes over
@@ -124,21 +123,14 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     when ||c - c_j|| >= 2 ||x - c_j|| (triangle inequality), so only the other points are
     computed (Raff, "Exact acceleration of k-means++ and k-means||", IJCAI 2021), with a
     margin for rounding; the distances, hence the draws, are those of the textbook loop.
-
-    ``local``: ``x`` is the same on every process (k-means||'s candidates): no reductions,
-    the plain loop of ``_kmeanspp_local``, where ``weights`` make the draws proportional to
-    ``weights * D^2``.
+    Rows that every process holds (k-means||'s candidates) take ``_kmeanspp_local`` instead.
     """
     n, d = x.shape
-    assert weights is None or local, "weights index the rows of one process: use local=True"
-    if local:
-        return _kmeanspp_local(x, k, g, weights)
     start, total = _global_offsets(n, x.device)
     counts = dist.all_gather_cat(torch.tensor([n], device=x.device)).tolist()  # rows of each process
-    gather, reduce_sum, pick = dist.all_gather_cat, dist.all_reduce_sum, (lambda idx: _pick_rows(x, idx, start))
     first = torch.randint(total, (1,), generator=g)
     centroids = torch.empty(k, d, device=x.device, dtype=x.dtype)
-    centroids[:1] = pick(first.to(x.device))
+    centroids[:1] = _pick_rows(x, first.to(x.device), start)
     d2 = assign(x, centroids[:1], chunk_size)[1]
     # the first distances come from ||x||^2 - 2 x.c + ||c||^2 (rounding ~ eps (||x||^2 + ||c||^2)):
     # a per-point allowance until the point's distance is recomputed directly
@@ -149,7 +141,7 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
     block = chunk_size or (max(256, (1 << 21) // max(d, 1)) if x.device.type == "cpu" else 65536)
     for t in range(1, k):
         mass = d2.double()
-        sums = gather(mass.sum().reshape(1)).cpu()
+        sums = dist.all_gather_cat(mass.sum().reshape(1)).cpu()
         u = torch.rand(1, generator=g, dtype=torch.float64).item() * float(sums.sum())
         owner = int(torch.searchsorted(sums.cumsum(0), torch.tensor([u], dtype=torch.float64)).clamp(max=len(sums) - 1))
         while counts[owner] == 0:  # a process without rows never draws (u = 0 would land on it): the next one does
@@ -160,8 +152,8 @@ def _kmeanspp(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: int | Non
             cum = mass.cumsum(0)
             idx[0] = int(torch.searchsorted(cum, torch.tensor([residual], dtype=torch.float64, device=x.device))
                          .clamp(max=len(x) - 1)) + start
-        idx = reduce_sum(idx)
-        c = pick(idx)
+        idx = dist.all_reduce_sum(idx)
+        c = _pick_rows(x, idx, start)
         centroids[t:t + 1] = c
         if t == k - 1:
             break  # the last centroid's distances are never used
@@ -264,7 +256,7 @@ def _kmeans_parallel(x: torch.Tensor, k: int, g: torch.Generator, chunk_size: in
     weights = dist.all_reduce_sum(torch.bincount(near, minlength=count).double())
     if int((weights > 0).sum()) < k:  # too few distinct candidates (tiny or degenerate data)
         return _kmeanspp(x if full is None else full, k, g, chunk_size)
-    return _kmeanspp(cands, k, g, chunk_size, weights=weights, local=True)
+    return _kmeanspp_local(cands, k, g, weights)
 
 
 def _sample_rows(x: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
@@ -325,7 +317,7 @@ def _positive_int(name: str, v) -> int:
     return v
 
 
-def _check_kmeans_args(x, k, iters, restarts, init) -> int:
+def _check_kmeans_args(x, k, iters, restarts, init, init_sample=None) -> int:
     """Errors a caller can make, reported before any work; returns the global number of rows."""
     if not torch.is_tensor(x) or x.ndim != 2:
         raise ValueError(f"k-means clusters the rows of a 2-D tensor (N, D), got "
@@ -348,6 +340,9 @@ def _check_kmeans_args(x, k, iters, restarts, init) -> int:
         raise ValueError(f"initial centroids must have shape ({k}, {x.shape[1]}), got {tuple(init.shape)}")
     if not torch.is_tensor(init) and init not in ("kmeans++", "kmeans||", "random"):
         raise ValueError(f"unknown init {init!r}; use 'kmeans++', 'kmeans||', 'random' or a (k, D) tensor")
+    if init_sample is not None and _positive_int("init_sample", init_sample) is None:
+        raise ValueError(f"init_sample must be a positive integer (rows per cluster k-means|| seeds from) "
+                         f"or None (all rows), got {init_sample!r}")
     return total
 
 
@@ -365,10 +360,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="km
     the number of rows over all processes), N = 0, NaN or infinite features, and a
     wrongly shaped ``init``.
     """
-    _check_kmeans_args(x, k, iters, restarts, init)
-    if init_sample is not None and _positive_int("init_sample", init_sample) is None:
-        raise ValueError(f"init_sample must be a positive integer (rows per cluster k-means|| seeds from) "
-                         f"or None (all rows), got {init_sample!r}")
+    _check_kmeans_args(x, k, iters, restarts, init, init_sample)
     x = x.float()
     x_sq = (x * x).sum(1)  # once, not at every assignment
     best = None

@@ -238,8 +238,8 @@ def test_weighted_kmeanspp_draws_the_textbook_centroids():
     g = torch.Generator().manual_seed(12)
     x = torch.randint(-6, 7, (1500, 8), generator=g).float()
     w = torch.randint(0, 5, (1500,), generator=g).double()
-    from sslkit.cluster import _kmeanspp
-    ours = _kmeanspp(x, 30, torch.Generator().manual_seed(2), None, weights=w, local=True)
+    from sslkit.cluster import _kmeanspp_local
+    ours = _kmeanspp_local(x, 30, torch.Generator().manual_seed(2), weights=w)
     assert torch.equal(ours, _weighted_textbook_kmeanspp(x, w, 30, torch.Generator().manual_seed(2)))
 
 
