@@ -14,7 +14,8 @@ k-means (Lloyd's algorithm):
   every row (faiss trains on at most 256 rows per cluster);
 * distances in chunks of rows, ``||x||^2 - 2 x.c + ||c||^2``, so N x K never has to fit in
   memory at once; from the second iteration on, a row keeps its label when that centroid is
-  still at the minimum distance, so only the rows that move search for the arg-min;
+  still at the minimum distance, so only the rows that move search for the arg-min, and
+  the cluster sums (kept in float64) are updated by the rows that moved, not recomputed;
 * an empty cluster is re-seeded by splitting a large one: it takes a slightly perturbed
   copy of the centroid of a cluster chosen with probability proportional to its size
   (as faiss does), and the two centroids move apart symmetrically;
@@ -86,17 +87,33 @@ def assign(x: torch.Tensor, centroids: torch.Tensor, chunk_size: int | None = No
     iterations few rows move.
     """
     chunk_size = chunk_size or _default_chunk(x, len(centroids))
-    c_sq = (centroids * centroids).sum(1)[None, :]
-    c_t = centroids.T.contiguous()  # the layout the product reads fastest
-    labels = torch.empty(len(x), dtype=torch.long, device=x.device)
-    d2 = torch.empty(len(x), dtype=x.dtype, device=x.device)
+    (n, d), k = x.shape, len(centroids)
+    rows = min(chunk_size, n)
+    c_sq = (centroids * centroids).sum(1)
+    # ||c||^2 - 2 x.c; ||x||^2 is the same for every centroid, so it is added to the minimum only.
+    # On a CPU, addmm's bias costs one more pass over each rows x K block; with many centroids
+    # (K >= 2D, measured) it is cheaper to copy each block into [x, 1] and take one product
+    # with [-2c, ||c||^2]. On an accelerator the extra pass is cheap (and cuBLAS can fuse a
+    # 1-D bias into the product).
+    augment = x.device.type == "cpu" and k >= 2 * d
+    if augment:
+        c_aug = torch.cat([centroids * -2.0, c_sq[:, None]], 1).T.contiguous()
+        x_aug = torch.empty(rows, d + 1, dtype=x.dtype, device=x.device)  # one block of [x, 1]
+        x_aug[:, d] = 1
+    else:
+        c_t = centroids.T.contiguous()  # the layout the product reads fastest
+    labels = torch.empty(n, dtype=torch.long, device=x.device)
+    d2 = torch.empty(n, dtype=x.dtype, device=x.device)
     # one block buffer, reused: a fresh N x K allocation per block costs more than its product on a CPU
-    buf = torch.empty(min(chunk_size, len(x)), len(centroids), dtype=x.dtype, device=x.device)
-    for i in range(0, len(x), chunk_size):
+    buf = torch.empty(rows, k, dtype=x.dtype, device=x.device)
+    for i in range(0, n, chunk_size):
         xb = x[i:i + chunk_size]
-        # ||c||^2 - 2 x.c in one fused matrix product; ||x||^2 is the same for every centroid,
-        # so it is added to the minimum only
-        part = torch.addmm(c_sq, xb, c_t, alpha=-2.0, out=buf[:len(xb)])
+        if augment:
+            xa = x_aug[:len(xb)]
+            xa[:, :d].copy_(xb)
+            part = torch.mm(xa, c_aug, out=buf[:len(xb)])
+        else:
+            part = torch.addmm(c_sq, xb, c_t, alpha=-2.0, out=buf[:len(xb)])
         if prev is None or x.device.type != "cpu":  # (on an accelerator the indexed minimum is as fast)
             torch.min(part, 1, out=(d2[i:i + chunk_size], labels[i:i + chunk_size]))
         else:
@@ -289,6 +306,15 @@ def _init(x, k, init, g, chunk_size, sample=None):
     raise ValueError(f"unknown init {init!r}; use 'kmeans++', 'kmeans||' or 'random'")
 
 
+def _cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int, block: int = 65536) -> torch.Tensor:
+    """(k, D) sums of the rows of each cluster, in float64 (k-means updates them by the rows
+    that move, so they must not carry float32 rounding), converting a block of rows at a time."""
+    sums = torch.zeros(k, x.shape[1], dtype=torch.float64, device=x.device)
+    for i in range(0, len(x), block):
+        sums.index_add_(0, labels[i:i + block], x[i:i + block].double())
+    return sums
+
+
 def _reseed_empty(centroids, counts, g, eps=1e-4) -> int:
     """Split large clusters into empty ones (in place); returns how many were re-seeded."""
     empty = torch.nonzero(counts == 0).flatten().tolist()
@@ -360,7 +386,7 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="km
     the number of rows over all processes), N = 0, NaN or infinite features, and a
     wrongly shaped ``init``.
     """
-    _check_kmeans_args(x, k, iters, restarts, init, init_sample)
+    total = _check_kmeans_args(x, k, iters, restarts, init, init_sample)
     x = x.float()
     x_sq = (x * x).sum(1)  # once, not at every assignment
     best = None
@@ -373,25 +399,30 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="km
             labels, d2 = assign(x, centroids, chunk_size, x_sq, prev=prev_labels)
             inertia = dist.all_reduce_sum(d2.sum().double().reshape(1)).item()
             history.append(inertia)
+            changed = total
             if prev_labels is not None:
                 changed = dist.all_reduce_sum((labels != prev_labels).sum().reshape(1)).item()
                 if changed == 0:  # no point moved: the centroids are final (scikit-learn's strict convergence)
                     converged = True
                     break
+            if 2 * changed > total:  # the first iteration, or most points moved: sum every row
+                sums = dist.all_reduce_sum(_cluster_sums(x, labels, k))
+            else:  # after the first iterations few points move: move only their rows between the sums
+                moved = torch.nonzero(labels != prev_labels).flatten()
+                xm = x[moved]
+                delta = _cluster_sums(xm, labels[moved], k).sub_(_cluster_sums(xm, prev_labels[moved], k))
+                sums += dist.all_reduce_sum(delta)
             prev_labels = labels
-            sums = torch.zeros_like(centroids).index_add_(0, labels, x)
-            counts = torch.bincount(labels, minlength=k).to(x.device)
-            dist.all_reduce_sum(sums)
-            dist.all_reduce_sum(counts)
+            counts = dist.all_reduce_sum(torch.bincount(labels, minlength=k).to(x.device))
             nonempty = counts > 0
-            centroids = torch.where(nonempty[:, None], sums / counts.clamp(min=1)[:, None], centroids)
+            centroids = torch.where(nonempty[:, None], (sums / counts.clamp(min=1)[:, None]).to(x.dtype), centroids)
             if reseed_empty and not bool(nonempty.all()):
                 reseeded += _reseed_empty(centroids, counts, g)
             if prev is not None and prev - inertia <= tol * max(prev, 1e-12):
                 break
             prev = inertia
         if not converged:  # labels and inertia of the final centroids
-            labels, d2 = assign(x, centroids, chunk_size, x_sq)
+            labels, d2 = assign(x, centroids, chunk_size, x_sq, prev=labels)
             inertia = dist.all_reduce_sum(d2.sum().double().reshape(1)).item()
         res = KMeansResult(centroids, labels, inertia, it, history, reseeded)
         if best is None or res.inertia < best.inertia:

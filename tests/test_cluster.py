@@ -55,11 +55,12 @@ def test_matches_brute_force_on_a_tiny_problem():
     assert res.inertia == pytest.approx(best, rel=1e-5)
 
 
-def test_assignment_is_the_nearest_centroid_by_brute_force():
+@pytest.mark.parametrize("k", [7, 45])  # fewer centroids than 2D (addmm with a bias), or more ([x, 1] products)
+def test_assignment_is_the_nearest_centroid_by_brute_force(k):
     from sslkit.cluster import assign
     g = torch.Generator().manual_seed(8)
     x = torch.randn(103, 40, generator=g)[:, ::2]  # not contiguous; 103 rows, blocks of 10
-    c = torch.randn(7, 20, generator=g)
+    c = torch.randn(k, 20, generator=g)
     d = torch.cdist(x.double(), c.double()) ** 2
     for chunk in (10, 103, None):
         labels, d2 = assign(x, c, chunk)
@@ -68,15 +69,16 @@ def test_assignment_is_the_nearest_centroid_by_brute_force():
     assert labels.shape == (0,) and d2.shape == (0,)
 
 
+@pytest.mark.parametrize("dim", [6, 3])  # 8 centroids: fewer than 2D, or more
 @pytest.mark.parametrize("moved", ["few", "most"])
-def test_assignment_from_previous_labels_is_a_nearest_centroid_by_brute_force(moved):
+def test_assignment_from_previous_labels_is_a_nearest_centroid_by_brute_force(moved, dim):
     """With the previous labels, a row keeps its label when that centroid is still nearest
     (an exact tie included) and otherwise gets the brute-force nearest centroid; both of the
     code paths (a few rows move: only they are searched; most move: the whole block is)."""
     from sslkit.cluster import assign
     g = torch.Generator().manual_seed(9)
-    x = torch.randint(-4, 5, (103, 6), generator=g).float()  # small integers: exact distances
-    c = torch.randint(-4, 5, (7, 6), generator=g).float()
+    x = torch.randint(-4, 5, (103, dim), generator=g).float()  # small integers: exact distances
+    c = torch.randint(-4, 5, (7, dim), generator=g).float()
     c = torch.cat([c, c[2:3]])  # centroid 7 is centroid 2: an exact tie for their rows
     d = torch.cdist(x.double(), c.double()) ** 2
     nearest = d.argmin(1)
@@ -107,6 +109,21 @@ def test_seeding_from_a_sample_is_as_good_as_from_all_rows():
     assert sum(sampled) <= 1.002 * sum(full)
     with pytest.raises(ValueError, match="init_sample must be a positive integer"):
         kmeans(x, 4, init_sample=0)
+
+
+def test_centroids_are_the_means_of_their_clusters_after_incremental_updates():
+    """After the first iterations only the rows that moved update the cluster sums; when the
+    run converges, every centroid must still be the (float64) mean of its points."""
+    x, _ = labdata.make_blobs(n=3000, k=30, dim=8, std=1.5, spread=3.0, seed=11)
+    res = kmeans(x, 30, iters=100, tol=0.0, seed=2)
+    assert res.iterations < 100 and len(res.history) > 5  # converged, after many small moves
+    x64 = x.double()
+    counts = torch.bincount(res.labels, minlength=30)
+    means = torch.zeros(30, 8, dtype=torch.float64).index_add_(0, res.labels, x64) / counts[:, None]
+    assert bool((counts > 0).all())
+    assert torch.allclose(res.centroids.double(), means, rtol=0, atol=1e-6)
+    by_hand = ((x64 - means[res.labels]) ** 2).sum()
+    assert res.inertia == pytest.approx(float(by_hand), rel=1e-6)
 
 
 def test_chunked_assignment_equals_full():
