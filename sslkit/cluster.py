@@ -401,14 +401,15 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="km
             history.append(inertia)
             changed = total
             if prev_labels is not None:
-                changed = dist.all_reduce_sum((labels != prev_labels).sum().reshape(1)).item()
+                moved = labels != prev_labels
+                changed = dist.all_reduce_sum(moved.sum().reshape(1)).item()
                 if changed == 0:  # no point moved: the centroids are final (scikit-learn's strict convergence)
                     converged = True
                     break
             if 2 * changed > total:  # the first iteration, or most points moved: sum every row
                 sums = dist.all_reduce_sum(_cluster_sums(x, labels, k))
             else:  # after the first iterations few points move: move only their rows between the sums
-                moved = torch.nonzero(labels != prev_labels).flatten()
+                moved = torch.nonzero(moved).flatten()
                 xm = x[moved]
                 delta = _cluster_sums(xm, labels[moved], k).sub_(_cluster_sums(xm, prev_labels[moved], k))
                 sums += dist.all_reduce_sum(delta)
