@@ -111,12 +111,18 @@ def test_seeding_from_a_sample_is_as_good_as_from_all_rows():
         kmeans(x, 4, init_sample=0)
 
 
-def test_centroids_are_the_means_of_their_clusters_after_incremental_updates():
+def test_centroids_are_the_means_of_their_clusters_after_incremental_updates(monkeypatch):
     """After the first iterations only the rows that moved update the cluster sums; when the
     run converges, every centroid must still be the (float64) mean of its points."""
+    import sslkit.cluster as cluster
     x, _ = labdata.make_blobs(n=3000, k=30, dim=8, std=1.5, spread=3.0, seed=11)
+    rows_summed = []  # rows given to each sum: all 3000 for a recomputation, fewer for an update
+    real = cluster._cluster_sums
+    monkeypatch.setattr(cluster, "_cluster_sums", lambda xs, *a, **kw: rows_summed.append(len(xs)) or real(xs, *a, **kw))
     res = kmeans(x, 30, iters=100, tol=0.0, seed=2)
     assert res.iterations < 100 and len(res.history) > 5  # converged, after many small moves
+    assert rows_summed.count(3000) == 1 and len(rows_summed) >= 2 * 4  # one full sum, then updates
+    assert 0 < max(r for r in rows_summed if r < 3000) < 1500
     x64 = x.double()
     counts = torch.bincount(res.labels, minlength=30)
     means = torch.zeros(30, 8, dtype=torch.float64).index_add_(0, res.labels, x64) / counts[:, None]

@@ -27,6 +27,18 @@ sslkit's, the time ratio other / sslkit (above 1: sslkit faster), and sslkit's a
 rate (2 N D K per assignment, iters + 1 assignments) as a fraction of the matmul rate.
 ``--init same`` instead starts every library from the same random centroids, which
 isolates the Lloyd iterations; ``--seeding`` picks sslkit's own seeding (k-means|| by default).
+A size whose first round (sslkit and faiss) takes under ``--min-time`` / 3 seconds gets more
+rounds, up to ``--min-time`` seconds of them (at most 41): a 0.1 s run swings by 10-20 % on a
+shared machine, and a median of three does not settle it. scikit-learn runs in the first
+``--repeats`` rounds only.
+
+faiss-cpu's wheels bundle their own OpenBLAS (0.3.15 in faiss-cpu 1.15), which picks its
+kernels from the CPU model; on a CPU it does not know (Ice Lake server is one) it falls back
+to SSE3 kernels ('Prescott') and faiss runs 3-4x slower. With ``--faiss-blas best`` (the
+default) the benchmark asks a fresh process which kernels faiss's OpenBLAS picked and, when
+it fell back although the CPU has AVX-512 (or AVX2), sets ``OPENBLAS_CORETYPE=SkylakeX``
+(``Haswell``) before it loads faiss, so that faiss is measured at its best; the header says
+so. ``--faiss-blas installed`` measures faiss as installed.
 
 train: images/s of one optimiser step (forward, backward, update, the method's own per-step
 work such as Sinkhorn codes or the memory-bank update) for each method and backbone, on
@@ -40,8 +52,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import math
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -162,13 +176,58 @@ def bench_transport(device, sizes, lam, tol, max_iters, repeats=3):
             row = " " * len(row)
 
 
+# OpenBLAS's generic x86-64 targets: what it falls back to on a CPU model it does not know
+_GENERIC_BLAS = {"prescott", "core2", "katmai", "coppermine", "northwood", "banias", "atom", "generic"}
+_FAISS_BLAS_PROBE = (
+    "import faiss, threadpoolctl\n"
+    "print(next((i.get('architecture') or '' for i in threadpoolctl.threadpool_info()\n"
+    "            if i.get('internal_api') == 'openblas' and 'faiss' in i.get('filepath', '')), ''))")
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return set()
+
+
+def faiss_blas_kernels() -> str:
+    """The kernels faiss's bundled OpenBLAS picked, read in a fresh process ('' if unknown)."""
+    try:
+        out = subprocess.run([sys.executable, "-c", _FAISS_BLAS_PROBE], capture_output=True, text=True,
+                             timeout=300)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def faiss_at_its_best(flags=None, probe=faiss_blas_kernels) -> str | None:
+    """Before faiss is loaded: when its OpenBLAS would fall back to generic kernels on a CPU
+    with AVX-512 (AVX2), set OPENBLAS_CORETYPE=SkylakeX (Haswell); returns a line saying what
+    it did, or None when faiss is left as installed."""
+    if "OPENBLAS_CORETYPE" in os.environ or "faiss" in sys.modules:
+        return None
+    flags = _cpu_flags() if flags is None else flags
+    want = "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else None
+    if want is None:
+        return None
+    picked = probe()
+    if picked.lower() not in _GENERIC_BLAS:
+        return None
+    os.environ["OPENBLAS_CORETYPE"] = want
+    return (f"faiss: its bundled OpenBLAS picks '{picked}' kernels (no AVX) on this CPU, which it does not "
+            f"recognise; this run sets OPENBLAS_CORETYPE={want} so that faiss runs at its best "
+            f"(--faiss-blas installed: as installed)")
+
+
 def _blobs(n, d, k, seed=0):
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(max(k // 4, 2), d, generator=g) * 3
     return centres[torch.randint(len(centres), (n,), generator=g)] + torch.randn(n, d, generator=g), g
 
 
-def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None):
+def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None, min_time=3.0, faiss_blas="best"):
     import numpy as np
 
     from ..cluster import assign, kmeans
@@ -177,6 +236,7 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None):
         from sklearn.cluster import KMeans
     except ImportError:
         KMeans = None
+    blas_note = faiss_at_its_best() if faiss_blas == "best" and device.type == "cpu" else None
     try:
         import faiss
     except ImportError:
@@ -187,9 +247,11 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None):
     flops = matmul_rate(device)
     print(f"machine: {machine_name(device)}")
     print(f"device={device}  iterations={iters}  init={'each library its own' if init == 'own' else 'the same random centroids'}"
-          f"  measured fp32 matmul {flops:.0f} GFLOP/s  (median of {repeats}; ratio = other time / sslkit time; "
+          f"  measured fp32 matmul {flops:.0f} GFLOP/s  (median of `runs` rounds; ratio = other time / sslkit time; "
           f"dI = other inertia / sslkit inertia - 1)")
-    print(f"{'N':>8s} {'D':>4s} {'K':>6s} {'sslkit s':>9s} {'GFLOP/s':>8s} {'of peak':>7s} {'inertia':>11s} | "
+    if blas_note:
+        print(blas_note)
+    print(f"{'N':>8s} {'D':>4s} {'K':>6s} {'runs':>4s} {'sslkit s':>9s} {'GFLOP/s':>8s} {'of peak':>7s} {'inertia':>11s} | "
           f"{'faiss s':>8s} {'(train)':>8s} {'dI':>8s} {'ratio':>6s} | {'sklearn s':>9s} {'dI':>8s} {'ratio':>6s}")
     for n, d, k in sizes:
         x, g = _blobs(n, d, k)
@@ -215,13 +277,21 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None):
         # the libraries take turns within each repeat, so that a slow spell of a shared machine
         # falls on all of them rather than on one
         times, out = {name: [] for name in runs}, {}
-        for _ in range(repeats):
+        rounds, r = repeats, 0
+        while r < rounds:
             for name, fn in runs.items():
+                if name == "sklearn" and r >= repeats:
+                    continue
                 t, out[name] = _timed(fn, device, 1)
                 times[name].append(t)
+            if r == 0:  # short runs: more rounds, up to min_time seconds of them
+                first = times["sslkit"][0] + (times["faiss"][0] if "faiss" in times else 0.0)
+                if first < min_time / repeats:
+                    rounds = max(repeats, min(41, math.ceil(min_time / max(first, 1e-6))))
+            r += 1
         t_ours, res = statistics.median(times["sslkit"]), out["sslkit"]
         rate = 2 * n * d * k * (res.iterations + 1) / t_ours / 1e9
-        row = f"{n:8d} {d:4d} {k:6d} {t_ours:9.3f} {rate:8.0f} {rate / flops:7.0%} {res.inertia:11.5g} |"
+        row = f"{n:8d} {d:4d} {k:6d} {rounds:4d} {t_ours:9.3f} {rate:8.0f} {rate / flops:7.0%} {res.inertia:11.5g} |"
         if "faiss" in runs:
             t_fa, (t_train, fk, fi) = statistics.median(times["faiss"]), out["faiss"]
             row += f" {t_fa:8.3f} {t_train:8.3f} {fi / res.inertia - 1:+8.2%} {t_fa / t_ours:6.2f} |"
@@ -316,6 +386,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
     parser.add_argument("--seeding", default=None, choices=["kmeans++", "kmeans||", "random"],
                         help="k-means: sslkit's seeding with --init own (default: sslkit.kmeans's default)")
+    parser.add_argument("--min-time", type=float, default=3.0,
+                        help="k-means: sizes whose runs are short get more rounds, up to this many seconds")
+    parser.add_argument("--faiss-blas", default="best", choices=["best", "installed"],
+                        help="k-means: faiss's bundled OpenBLAS at its best kernels for this CPU, or as installed")
     parser.add_argument("--init", default="own", choices=["own", "same"],
                         help="k-means: each library's own seeding (as a user runs it) or the same random centroids")
     args = parser.parse_args(argv)
@@ -330,7 +404,7 @@ def main(argv=None):
     elif args.what == "transport":
         bench_transport(device, sizes, args.lam, args.tol, args.max_iters, args.repeats)
     else:
-        bench_kmeans(device, sizes, args.iters, args.repeats, args.init, args.seeding)
+        bench_kmeans(device, sizes, args.iters, args.repeats, args.init, args.seeding, args.min_time, args.faiss_blas)
 
 
 if __name__ == "__main__":
