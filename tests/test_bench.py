@@ -7,7 +7,7 @@ import pytest
 
 from sslkit.bench import __main__ as bench
 
-NO_REF = ("ot", "faiss", "sklearn", "sklearn.cluster")
+NO_REF = ("ot", "faiss", "sklearn", "sklearn.cluster", "lightly")
 
 
 @pytest.fixture
@@ -56,3 +56,14 @@ def test_transport_benchmark_runs(no_references, capsys):
     assert "measured read bandwidth" in out
     (row,) = _rows(out, "500")
     assert int(row[1]) == 10 and int(row[2]) >= 1 and float(row[3]) <= 1e-3  # iterations, error at tol
+
+
+def test_train_benchmark_runs_lightlys_swav_beside_sslkits(capsys):
+    """Where lightly is installed (not in requirements.txt, so CI skips this), its SwaV rows
+    follow sslkit's SwAV: with the views ready, and fed by its own DataLoader."""
+    pytest.importorskip("lightly")
+    bench.main(["train", "--methods", "swav", "--backbones", "convnet", "--batch-size", "32", "--steps", "2"])
+    out = capsys.readouterr().out
+    rows = _rows(out, "lightly")
+    assert len(rows) == 2 and all(float(r[2]) > 0 for r in rows)
+    assert "views ready" in out and "its DataLoader" in out and "x as fast" in out

@@ -45,7 +45,13 @@ work such as Sinkhorn codes or the memory-bank update) for each method and backb
 synthetic 32x32 uint8 images held on the device, with the chosen precision; the ratio
 column compares each method with the supervised step on the same backbone (1.0 = as fast).
 Offline work between epochs (SeLa's relabelling, DeepCluster's k-means) is timed by the
-transport and kmeans benchmarks.
+transport and kmeans benchmarks. When lightly is installed, two rows follow sslkit's SwAV:
+lightly's SwaV the way its example trains it (``SwaVProjectionHead``, ``SwaVPrototypes``,
+``SwaVLoss``, ``prototypes.normalize()`` and one forward per view), on the same backbone,
+sizes and optimiser, once with the two views ready on the device (the step's compute alone,
+without augmentation, where sslkit's step includes its own) and once fed by a DataLoader
+with lightly's ``SwaVTransform`` on PIL images (two 32 px crops at sslkit's crop scale, jitter
+and grey probability, no blur; one worker per CPU).
 """
 
 from __future__ import annotations
@@ -276,7 +282,7 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None, min_
             runs["sklearn"] = lambda: KMeans(k, init=kinit, n_init=1, max_iter=iters, tol=0.0, random_state=0).fit(xn)
         # the libraries take turns within each repeat, so that a slow spell of a shared machine
         # falls on all of them rather than on one
-        times, out = {name: [] for name in runs}, {}
+        times, out, train_times = {name: [] for name in runs}, {}, []
         rounds, r = repeats, 0
         while r < rounds:
             for name, fn in runs.items():
@@ -284,6 +290,8 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None, min_
                     continue
                 t, out[name] = _timed(fn, device, 1)
                 times[name].append(t)
+                if name == "faiss":
+                    train_times.append(out[name][0])
             if r == 0:  # short runs: more rounds, up to min_time seconds of them
                 first = times["sslkit"][0] + (times["faiss"][0] if "faiss" in times else 0.0)
                 if first < min_time / repeats:
@@ -293,7 +301,8 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None, min_
         rate = 2 * n * d * k * (res.iterations + 1) / t_ours / 1e9
         row = f"{n:8d} {d:4d} {k:6d} {rounds:4d} {t_ours:9.3f} {rate:8.0f} {rate / flops:7.0%} {res.inertia:11.5g} |"
         if "faiss" in runs:
-            t_fa, (t_train, fk, fi) = statistics.median(times["faiss"]), out["faiss"]
+            t_fa, (_, fk, fi) = statistics.median(times["faiss"]), out["faiss"]
+            t_train = statistics.median(train_times)
             row += f" {t_fa:8.3f} {t_train:8.3f} {fi / res.inertia - 1:+8.2%} {t_fa / t_ours:6.2f} |"
         else:
             row += f" {'(faiss not installed)':>33s} |"
@@ -306,6 +315,94 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None, min_
         print(row)
 
 
+def _lightly_swav_rate(cfg, n, images, device, precision_here, batch_size, steps, pipeline):
+    """Images/s of lightly's SwaV the way its example (examples/pytorch/swav.py) trains it, on
+    sslkit's backbone and with sslkit's SwAV sizes (projection head, prototypes, temperature,
+    epsilon, Sinkhorn iterations) and optimiser: ``model.prototypes.normalize()``, one forward
+    per view, ``SwaVLoss``, backward, step. ``pipeline=False``: the two views are float tensors
+    already on the device, not augmented (the step's compute alone; sslkit's step includes its
+    augmentation); ``pipeline=True``: a DataLoader over PIL images with lightly's
+    ``SwaVTransform`` (two full-size crops), one worker per CPU, as the example does."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from lightly.loss import SwaVLoss
+    from lightly.models.modules import SwaVProjectionHead, SwaVPrototypes
+
+    from ..augment import to_float
+    from ..engine import _autocast
+    from ..methods import build_method
+    from ..optim import make_optimizer
+
+    p = cfg.params
+    backbone = build_method(cfg, n).backbone  # a fresh copy of sslkit's backbone, float32
+
+    class LightlySwaV(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = backbone
+            self.projection_head = SwaVProjectionHead(backbone.dim, p.proj_hidden, p.proj_dim)
+            self.prototypes = SwaVPrototypes(p.proj_dim, n_prototypes=p.num_prototypes)
+
+        def forward(self, x):
+            x = self.projection_head(self.backbone(x).flatten(start_dim=1))
+            return self.prototypes(F.normalize(x, dim=1, p=2))
+
+    model = LightlySwaV().to(device).train()
+    criterion = SwaVLoss(temperature=p.temperature, sinkhorn_iterations=p.sinkhorn_iters,
+                         sinkhorn_epsilon=p.epsilon)
+    opt = make_optimizer(cfg, model.parameters())
+    if pipeline:
+        from PIL import Image
+        from lightly.transforms.swav_transform import SwaVTransform
+
+        # sslkit's view recipe: its crop scale, jitter strength and grey probability, no blur
+        transform = SwaVTransform(crop_sizes=(32,), crop_counts=(2,), crop_min_scales=(p.global_scale_min,),
+                                  crop_max_scales=(1.0,), cj_strength=p.jitter_strength,
+                                  random_gray_scale=p.gray_p, gaussian_blur=0.0)
+        pil = [Image.fromarray(im.permute(1, 2, 0).cpu().numpy()) for im in images]
+
+        class Images(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(pil)
+
+            def __getitem__(self, i):
+                return transform(pil[i]), 0
+
+        loader = torch.utils.data.DataLoader(Images(), batch_size=batch_size, shuffle=True, drop_last=True,
+                                             num_workers=os.cpu_count() or 1, persistent_workers=True)
+
+        def batches():
+            while True:
+                for views, _ in loader:
+                    yield [v.to(device, non_blocking=True) for v in views]
+    else:
+        def batches():
+            while True:
+                idx = torch.randint(0, len(images), (batch_size,), device=device)
+                x = to_float(images[idx])
+                yield [x, x.clone()]
+    it = batches()
+
+    def step():
+        views = next(it)
+        model.prototypes.normalize()
+        with _autocast(precision_here, device):
+            feats = [model(v) for v in views]
+            loss = criterion(feats[:2], feats[2:])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+    for _ in range(3):
+        step()
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return steps * batch_size / (time.perf_counter() - t)
+
+
 def bench_train(device, methods, backbones, batch_size, steps, precision, compile_):
     from ..config import TrainConfig, apply_preset
     from ..device import resolve_precision
@@ -313,6 +410,11 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
     from ..methods import METHODS, EpochContext, build_method
     from ..optim import make_optimizer
 
+    try:
+        import lightly  # noqa: F401  optional: lightly's SwaV beside sslkit's SwAV
+        lightly_ok = True
+    except ImportError:
+        lightly_ok = False
     n = max(4 * batch_size, 1024)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 10, (n,), device=device)
@@ -358,6 +460,25 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
             ips = steps * batch_size / (time.perf_counter() - t)
             ref = ref or ips
             print(f"{name:>12s} {bb:>9s} {ips:10.0f} {ips / ref:14.2f}")
+            if name == "swav" and lightly_ok:
+                # sslkit's step augments its batch on the device; lightly's "views ready" step does
+                # not augment: the augmentation alone is timed, and the step without it derived
+                from ..augment import multi_crop
+
+                _sync(device)
+                t = time.perf_counter()
+                for i in range(steps):
+                    multi_crop(images[torch.randint(0, n, (batch_size,), device=device)], n_global=2, **method.crops)
+                _sync(device)
+                t_aug = (time.perf_counter() - t) / steps
+                bare = batch_size / max(batch_size / ips - t_aug, 1e-9)
+                print(f"{'':>12s} {'':>9s} {'':>10s} {'':>14s}   (sslkit's augmentation: {t_aug * 1e3:.0f} ms "
+                      f"of the step's {batch_size / ips * 1e3:.0f} ms; without it {bare:.0f} images/s)")
+                for pipeline, what in ((False, "views ready"), (True, "its DataLoader")):
+                    lips = _lightly_swav_rate(cfg, n, images, device, precision_here, batch_size, steps, pipeline)
+                    mine = bare if not pipeline else ips
+                    print(f"{'lightly':>12s} {bb:>9s} {lips:10.0f} {lips / ref:14.2f}   SwaV, {what}: sslkit's SwAV "
+                          f"step{' without its augmentation' if not pipeline else ''} is {mine / lips:.2f}x as fast")
 
 
 def main(argv=None):
@@ -395,7 +516,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = pick_device(args.device)
     if args.no_ref:
-        sys.modules.update({"ot": None, "faiss": None, "sklearn": None, "sklearn.cluster": None})
+        sys.modules.update({"ot": None, "faiss": None, "sklearn": None, "sklearn.cluster": None, "lightly": None})
     defaults = {"transport": ["10000x100", "100000x300", "100000x1000"],
                 "kmeans": ["10000x256x100", "100000x128x1000", "200000x256x2000"]}
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in (args.sizes or defaults.get(args.what, []))]
