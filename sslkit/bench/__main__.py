@@ -57,8 +57,8 @@ and grey probability, no blur; one worker per CPU).
 from __future__ import annotations
 
 import argparse
-import os
 import math
+import os
 import platform
 import statistics
 import subprocess
