@@ -88,15 +88,19 @@ def _timed(fn, device, repeats):
     return statistics.median(times), out
 
 
+def _cpuinfo(field: str) -> str | None:
+    """The value of the first ``field`` line of /proc/cpuinfo (None where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith(field))
+    except (OSError, StopIteration):
+        return None
+
+
 def machine_name(device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    name = _cpuinfo("model name") or platform.processor() or platform.machine()
     return f"{name}, {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}"
 
 
@@ -190,14 +194,6 @@ _FAISS_BLAS_PROBE = (
     "            if i.get('internal_api') == 'openblas' and 'faiss' in i.get('filepath', '')), ''))")
 
 
-def _cpu_flags() -> set:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        return set()
-
-
 def faiss_blas_kernels() -> str:
     """The kernels faiss's bundled OpenBLAS picked, read in a fresh process ('' if unknown)."""
     try:
@@ -214,7 +210,7 @@ def faiss_at_its_best(flags=None, probe=faiss_blas_kernels) -> str | None:
     it did, or None when faiss is left as installed."""
     if "OPENBLAS_CORETYPE" in os.environ or "faiss" in sys.modules:
         return None
-    flags = _cpu_flags() if flags is None else flags
+    flags = set((_cpuinfo("flags") or "").split()) if flags is None else flags
     want = "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else None
     if want is None:
         return None
@@ -315,6 +311,18 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None, min_
         print(row)
 
 
+def _images_per_s(step, steps, batch_size, device, warmup=3) -> float:
+    """Images/s of ``steps`` calls ``step(i)`` after ``warmup`` untimed ones."""
+    for i in range(warmup):
+        step(i)
+    _sync(device)
+    t = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    _sync(device)
+    return steps * batch_size / (time.perf_counter() - t)
+
+
 def _lightly_swav_rate(cfg, n, images, device, precision_here, batch_size, steps, pipeline):
     """Images/s of lightly's SwaV the way its example (examples/pytorch/swav.py) trains it, on
     sslkit's backbone and with sslkit's SwAV sizes (projection head, prototypes, temperature,
@@ -383,7 +391,7 @@ def _lightly_swav_rate(cfg, n, images, device, precision_here, batch_size, steps
                 yield [x, x.clone()]
     it = batches()
 
-    def step():
+    def step(_):
         views = next(it)
         model.prototypes.normalize()
         with _autocast(precision_here, device):
@@ -393,14 +401,7 @@ def _lightly_swav_rate(cfg, n, images, device, precision_here, batch_size, steps
         opt.step()
         opt.zero_grad()
 
-    for _ in range(3):
-        step()
-    _sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return steps * batch_size / (time.perf_counter() - t)
+    return _images_per_s(step, steps, batch_size, device)
 
 
 def bench_train(device, methods, backbones, batch_size, steps, precision, compile_):
@@ -410,11 +411,13 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
     from ..methods import METHODS, EpochContext, build_method
     from ..optim import make_optimizer
 
-    try:
-        import lightly  # noqa: F401  optional: lightly's SwaV beside sslkit's SwAV
-        lightly_ok = True
-    except ImportError:
-        lightly_ok = False
+    lightly_ok = False
+    if "swav" in methods:
+        try:
+            import lightly  # noqa: F401  optional: lightly's SwaV beside sslkit's SwAV
+            lightly_ok = True
+        except ImportError:
+            pass
     n = max(4 * batch_size, 1024)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 10, (n,), device=device)
@@ -450,14 +453,7 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
                 method.on_step_end(ctx)
 
             method.on_epoch_start(ctx)  # offline work (pseudo-labels, bank), not timed here
-            for i in range(3):
-                step(i)
-            _sync(device)
-            t = time.perf_counter()
-            for i in range(steps):
-                step(i)
-            _sync(device)
-            ips = steps * batch_size / (time.perf_counter() - t)
+            ips = _images_per_s(step, steps, batch_size, device)
             ref = ref or ips
             print(f"{name:>12s} {bb:>9s} {ips:10.0f} {ips / ref:14.2f}")
             if name == "swav" and lightly_ok:
