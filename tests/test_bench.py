@@ -65,5 +65,42 @@ def test_train_benchmark_runs_lightlys_swav_beside_sslkits(capsys):
     bench.main(["train", "--methods", "swav", "--backbones", "convnet", "--batch-size", "32", "--steps", "2"])
     out = capsys.readouterr().out
     rows = _rows(out, "lightly")
-    assert len(rows) == 2 and all(float(r[2]) > 0 for r in rows)
+    assert len(rows) == 2 and all(float(r[2]) > 0 and float(r[4]) > 0 for r in rows)  # images/s, GFLOP/img
     assert "views ready" in out and "its DataLoader" in out and "x as fast" in out
+
+
+def test_flops_per_image_of_a_step_equal_the_closed_form():
+    """A step of a two-layer MLP without biases on b inputs that need no gradient: forward
+    2b(d1 d2 + d2 d3); backward: the second layer's weight and input gradients 4b d2 d3, the
+    first layer's weight gradient 2b d1 d2 (its input gradient is never formed)."""
+    import torch
+
+    b, d1, d2, d3 = 16, 12, 20, 7
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(d1, d2, bias=False), torch.nn.ReLU(), torch.nn.Linear(d2, d3, bias=False))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x = torch.randn(b, d1)
+    calls = []
+
+    def step(i):
+        calls.append(i)
+        opt.zero_grad()
+        net(x).square().sum().backward()
+        opt.step()
+
+    ips, flops = bench._images_per_s(step, steps=4, batch_size=b, device=torch.device("cpu"), warmup=2)
+    assert flops == (4 * d1 * d2 + 6 * d2 * d3)  # per image
+    assert ips > 0 and len(calls) == 2 + 4  # the counted step is a warm-up step, not timed
+
+
+def test_train_benchmark_prints_the_flop_rate_beside_the_matmul_rate(no_references, capsys):
+    bench.main(["train", "--methods", "swav", "--backbones", "convnet", "--batch-size", "16", "--steps", "1"])
+    out = capsys.readouterr().out
+    assert "measured float32 matmul" in out and "flop_counter" in out
+    rows = {r[0]: r for r in _rows(out, "supervised") + _rows(out, "swav")}
+    assert set(rows) == {"supervised", "swav"} and not _rows(out, "lightly")
+    for r in rows.values():
+        ips, gflop_img, gflops, frac = float(r[2]), float(r[4]), float(r[5]), float(r[6].rstrip("%")) / 100
+        assert ips > 0 and gflop_img > 0 and gflops > 0 and 0 < frac < 1.5
+    # SwAV's step runs the backbone on two views (the supervised step on one), plus its heads
+    assert float(rows["swav"][4]) > 2 * float(rows["supervised"][4])

@@ -2,7 +2,8 @@
 
 Every figure is the median of ``--repeats`` runs (3), and stands beside the machine's
 measured limit: the read bandwidth (GB/s of a sum over a 256 MiB float32 array) for
-Sinkhorn, the float32 matrix-product rate (GFLOP/s of a 2048^3 GEMM) for k-means.
+Sinkhorn, the matrix-product rate (GFLOP/s of a 2048^3 GEMM; float32, or the training step's
+precision) for k-means and training.
 
 transport: for each N x K (scores: log-softmax of Gaussian logits), ``sslkit.transport.sinkhorn``
 to the marginal error ``--tol`` (L1 over the clusters): total time, iterations, error, and the
@@ -44,6 +45,10 @@ train: images/s of one optimiser step (forward, backward, update, the method's o
 work such as Sinkhorn codes or the memory-bank update) for each method and backbone, on
 synthetic 32x32 uint8 images held on the device, with the chosen precision; the ratio
 column compares each method with the supervised step on the same backbone (1.0 = as fast).
+Beside it: the step's FLOPs per image (matrix products and convolutions, forward and backward,
+counted by ``torch.utils.flop_counter`` over one step), the FLOP rate that makes, and its
+fraction of the measured matmul rate in the step's precision (fp32, or bf16 under ``--precision
+bf16``): the machine's limit for a step whose time goes to products.
 Offline work between epochs (SeLa's relabelling, DeepCluster's k-means) is timed by the
 transport and kmeans benchmarks. When lightly is installed, two rows follow sslkit's SwAV:
 lightly's SwaV the way its example trains it (``SwaVProjectionHead``, ``SwaVPrototypes``,
@@ -311,16 +316,28 @@ def bench_kmeans(device, sizes, iters, repeats=3, init="own", seeding=None, min_
         print(row)
 
 
-def _images_per_s(step, steps, batch_size, device, warmup=3) -> float:
-    """Images/s of ``steps`` calls ``step(i)`` after ``warmup`` untimed ones."""
-    for i in range(warmup):
+def _images_per_s(step, steps, batch_size, device, warmup=3) -> tuple[float, float]:
+    """(images/s, FLOPs per image) of ``steps`` calls ``step(i)`` after ``warmup`` untimed ones.
+    The first warm-up call runs under ``torch.utils.flop_counter.FlopCounterMode``, which counts
+    the FLOPs of the matrix products and convolutions of the forward and backward pass (2 per
+    multiply-add; elementwise work is not counted), so FLOPs per image times images/s is the
+    model FLOP rate that the measured matmul rate bounds."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(0)
+    for i in range(1, max(warmup, 1)):
         step(i)
     _sync(device)
     t = time.perf_counter()
     for i in range(steps):
         step(i)
     _sync(device)
-    return steps * batch_size / (time.perf_counter() - t)
+    return steps * batch_size / (time.perf_counter() - t), counter.get_total_flops() / batch_size
+
+
+_PRECISION_DTYPE = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _lightly_swav_rate(cfg, n, images, device, precision_here, batch_size, steps, pipeline):
@@ -337,12 +354,14 @@ def _lightly_swav_rate(cfg, n, images, device, precision_here, batch_size, steps
     from lightly.models.modules import SwaVProjectionHead, SwaVPrototypes
 
     from ..augment import to_float
-    from ..engine import _autocast
+    from ..engine import _autocast, _backbone_precision
     from ..methods import build_method
     from ..optim import make_optimizer
 
     p = cfg.params
-    backbone = build_method(cfg, n).backbone  # a fresh copy of sslkit's backbone, float32
+    fresh = build_method(cfg, n)
+    _backbone_precision(fresh, precision_here, device)  # bf16 off CUDA: the backbone autocasts, as sslkit's
+    backbone = fresh.backbone  # a fresh copy of sslkit's backbone, in the step's precision
 
     class LightlySwaV(nn.Module):
         def __init__(self):
@@ -422,9 +441,20 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 10, (n,), device=device)
     precision_here = resolve_precision(precision, device)
+    peak_dtype = _PRECISION_DTYPE.get(precision_here, torch.float32)
+    peak = matmul_rate(device, dtype=peak_dtype)
+    print(f"machine: {machine_name(device)}")
     print(f"device={device}  batch={batch_size}  precision={precision_here}"
-          f"{' (auto)' if precision == 'auto' else ''}  steps={steps} (after 3 warm-up steps)")
-    print(f"{'method':>12s} {'backbone':>9s} {'images/s':>10s} {'vs supervised':>14s}")
+          f"{' (auto)' if precision == 'auto' else ''}  steps={steps} (after 3 warm-up steps)  "
+          f"measured {str(peak_dtype).replace('torch.', '')} matmul {peak:.0f} GFLOP/s")
+    print("(GFLOP/img: the step's matrix-product and convolution FLOPs per image, forward and backward, "
+          "counted by torch.utils.flop_counter; GFLOP/s: that times images/s; of peak: its fraction "
+          "of the measured matmul rate)")
+    print(f"{'method':>12s} {'backbone':>9s} {'images/s':>10s} {'vs supervised':>14s} {'GFLOP/img':>9s} "
+          f"{'GFLOP/s':>8s} {'of peak':>7s}")
+
+    def rates(ips, flops):
+        return f"{flops / 1e9:9.3f} {ips * flops / 1e9:8.0f} {ips * flops / 1e9 / peak:7.0%}"
     for bb in backbones:
         ref = None
         for name in ["supervised"] + [m for m in methods if m != "supervised"]:
@@ -453,9 +483,9 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
                 method.on_step_end(ctx)
 
             method.on_epoch_start(ctx)  # offline work (pseudo-labels, bank), not timed here
-            ips = _images_per_s(step, steps, batch_size, device)
+            ips, flops = _images_per_s(step, steps, batch_size, device)
             ref = ref or ips
-            print(f"{name:>12s} {bb:>9s} {ips:10.0f} {ips / ref:14.2f}")
+            print(f"{name:>12s} {bb:>9s} {ips:10.0f} {ips / ref:14.2f} {rates(ips, flops)}")
             if name == "swav" and lightly_ok:
                 # sslkit's step augments its batch on the device; lightly's "views ready" step does
                 # not augment: the augmentation alone is timed, and the step without it derived
@@ -468,13 +498,15 @@ def bench_train(device, methods, backbones, batch_size, steps, precision, compil
                 _sync(device)
                 t_aug = (time.perf_counter() - t) / steps
                 bare = batch_size / max(batch_size / ips - t_aug, 1e-9)
-                print(f"{'':>12s} {'':>9s} {'':>10s} {'':>14s}   (sslkit's augmentation: {t_aug * 1e3:.0f} ms "
+                print(f"{'':>12s} {'':>9s} {'':>10s} {'':>14s} {'':>26s}   (sslkit's augmentation: {t_aug * 1e3:.0f} ms "
                       f"of the step's {batch_size / ips * 1e3:.0f} ms; without it {bare:.0f} images/s)")
                 for pipeline, what in ((False, "views ready"), (True, "its DataLoader")):
-                    lips = _lightly_swav_rate(cfg, n, images, device, precision_here, batch_size, steps, pipeline)
+                    lips, lflops = _lightly_swav_rate(cfg, n, images, device, precision_here, batch_size, steps,
+                                                      pipeline)
                     mine = bare if not pipeline else ips
-                    print(f"{'lightly':>12s} {bb:>9s} {lips:10.0f} {lips / ref:14.2f}   SwaV, {what}: sslkit's SwAV "
-                          f"step{' without its augmentation' if not pipeline else ''} is {mine / lips:.2f}x as fast")
+                    print(f"{'lightly':>12s} {bb:>9s} {lips:10.0f} {lips / ref:14.2f} {rates(lips, lflops)}   SwaV, "
+                          f"{what}: sslkit's SwAV step{' without its augmentation' if not pipeline else ''} is "
+                          f"{mine / lips:.2f}x as fast")
 
 
 def main(argv=None):

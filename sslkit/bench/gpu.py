@@ -108,6 +108,7 @@ def _method_for(name, preset, device, n, quick):
 
 def check_training(device, methods, quick) -> list[dict]:
     from ..engine import _autocast, _backbone_precision
+    from .__main__ import _images_per_s
 
     steps = (QUICK if quick else FULL)["backbone_steps"]
     peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -131,16 +132,7 @@ def check_training(device, methods, quick) -> list[dict]:
             ctx.step += 1
             method.on_step_end(ctx)
 
-        from torch.utils.flop_counter import FlopCounterMode
-
-        counter = FlopCounterMode(display=False)
-        with counter:
-            step(0)
-        flops_per_image = counter.get_total_flops() / b
-        for i in range(2):  # warm-up
-            step(i + 1)
-        t, _ = _seconds(lambda: [step(i + 3) for i in range(steps)], device)
-        ips = steps * b / t
+        ips, flops_per_image = _images_per_s(step, steps, b, device)
         rows.append({"method": name, "preset": preset, "backbone": cfg.backbone, "batch": b,
                      "precision": cfg.precision, "images_per_s": ips, "GFLOP_per_image": flops_per_image / 1e9,
                      "achieved_TFLOP_per_s": ips * flops_per_image / 1e12,
