@@ -1,14 +1,19 @@
 """python -m sslkit.bench transport|kmeans|train|gpu [--device D] [--sizes ...]  (gpu: see sslkit/bench/gpu.py)
 
 Every figure is the median of ``--repeats`` runs (3), and stands beside the machine's
-measured limit: the read bandwidth (GB/s of a sum over a 256 MiB float32 array) for
-Sinkhorn, the matrix-product rate (GFLOP/s of a 2048^3 GEMM; float32, or the training step's
+measured limit: the read rate (GB/s of the faster of a sum and a dot product over a float32
+array the size of the Sinkhorn kernel, at most 1 GiB) for Sinkhorn, the matrix-product rate (GFLOP/s of a 2048^3 GEMM; float32, or the training step's
 precision) for k-means and training.
 
 transport: for each N x K (scores: log-softmax of Gaussian logits), ``sslkit.transport.sinkhorn``
 to the marginal error ``--tol`` (L1 over the clusters): total time, iterations, error, and the
 time of one iteration measured apart (runs of 20 and 60 iterations, difference / 40), which
-reads the N x K kernel twice: its bandwidth and fraction of the measured read bandwidth.
+reads the N x K kernel twice: its bandwidth and fraction of the read rate measured over an
+array of the kernel's size (on a CPU a kernel that fits in the caches reads faster than one
+that streams from memory, so each size gets its own limit; the header gives the rate over
+1 GiB, beyond the caches); and the time of torch's two bare matrix-vector products over a
+matrix of the kernel's size (the reads an iteration cannot avoid) as a fraction of an
+iteration's time.
 When POT is installed (on a CPU: NumPy float64 arrays, the way its documentation runs it),
 ``ot.sinkhorn(a, b, M, reg, method=...)`` for ``sinkhorn`` (POT's default) and ``sinkhorn_log``
 on the same problem (``M = -scores``, ``reg = 1/lambda``, ``stopThr = tol / sqrt(K)``: POT checks
@@ -110,10 +115,15 @@ def machine_name(device) -> str:
 
 
 def read_bandwidth(device, mib=256, repeats=5) -> float:
-    """Measured memory read bandwidth, GB/s: best of ``repeats`` sums over a ``mib`` MiB float32 array."""
-    x = torch.ones(mib * (1 << 20) // 4, device=device)
-    x.sum()
-    best = min(_timed(lambda: x.sum(), device, 1)[0] for _ in range(repeats))
+    """Measured memory read rate, GB/s, over a ``mib`` MiB float32 array: the best of
+    ``repeats`` rounds of the faster of a sum and a dot product (each reads the array once; a
+    CPU's sum is sometimes slower than its loads). On a CPU the rate depends on where an
+    array of that size lives: small ones stay in the caches and read several times faster."""
+    x = torch.ones(max(1, mib * (1 << 20) // 4), device=device)
+    ops = (lambda: x.sum(), lambda: torch.dot(x, x))
+    for op in ops:
+        op()
+    best = min(_timed(op, device, 1)[0] for _ in range(repeats) for op in ops)
     return x.numel() * 4 / best / 1e9
 
 
@@ -139,12 +149,16 @@ def bench_transport(device, sizes, lam, tol, max_iters, repeats=3):
         import ot  # POT, optional
     except ImportError:
         ot = None
-    bw = read_bandwidth(device)
+    bw = read_bandwidth(device, mib=1024)
     print(f"machine: {machine_name(device)}")
     print(f"device={device}  lambda={lam}  tol={tol} (L1 error of the cluster marginals)  "
-          f"measured read bandwidth {bw:.1f} GB/s  (median of {repeats})")
+          f"measured read bandwidth {bw:.1f} GB/s over 1 GiB  (median of {repeats})")
+    print("(GB/s: one iteration reads the N x K kernel twice; limit: the measured read rate over an array of the "
+          "kernel's size, which on a CPU is faster where it fits in the caches; of lim: the fraction of it; "
+          "2 mv ms: torch's two bare products K u and K^T v on an N x K matrix, and that time over an iteration's)")
     print(f"{'N':>9s} {'K':>6s} {'iters':>6s} {'error':>9s} {'sslkit s':>9s} {'ms/iter':>8s} {'GB/s':>6s} "
-          f"{'of bw':>6s} | {'POT method':>13s} {'iters':>5s} {'error':>9s} {'POT s':>8s} {'POT/sslkit':>10s}")
+          f"{'limit':>6s} {'of lim':>6s} {'2 mv ms':>7s} {'of it':>6s} | {'POT method':>13s} {'iters':>5s} "
+          f"{'error':>9s} {'POT s':>8s} {'POT/sslkit':>10s}")
     for n, k in sizes:
         g = torch.Generator(device=device).manual_seed(0)  # made on the device (ImageNet-size on a GPU)
         scores = torch.log_softmax(torch.randn(n, k, generator=g, device=device).mul_(2), dim=1)
@@ -155,8 +169,14 @@ def bench_transport(device, sizes, lam, tol, max_iters, repeats=3):
         t60 = _timed(lambda: sinkhorn(scores, lam, tol=0.0, max_iters=60), device, repeats)[0]
         per_it = max(t60 - t20, 1e-9) / 40
         gbs = 2 * n * k * 4 / per_it / 1e9  # the kernel is read twice per iteration
+        mib = max(1, round(n * k * 4 / (1 << 20)))
+        limit = read_bandwidth(device, mib=mib) if mib < 1024 else bw  # 1 GiB is beyond every cache
+        # the two bare products of an iteration, K u and K^T v, on a matrix of the kernel's size
+        u, v = torch.ones(k, device=device), torch.ones(n, device=device)
+        scores.mv(u), scores.t().mv(v)
+        t_mv = min(_timed(lambda: (scores.mv(u), scores.t().mv(v)), device, 1)[0] for _ in range(max(repeats, 5)))
         row = (f"{n:9d} {k:6d} {res.iterations:6d} {res.marginal_error:9.2e} {t_run:9.3f} {per_it * 1e3:8.2f} "
-               f"{gbs:6.1f} {gbs / bw:6.0%}")
+               f"{gbs:6.1f} {limit:6.1f} {gbs / limit:6.0%} {t_mv * 1e3:7.2f} {t_mv / per_it:6.0%}")
         if ot is None or device.type != "cpu" and n * k > 4e8:
             print(row + " | POT not installed" if ot is None else row)
             continue
