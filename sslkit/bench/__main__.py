@@ -1,9 +1,10 @@
 """python -m sslkit.bench transport|kmeans|train|gpu [--device D] [--sizes ...]  (gpu: see sslkit/bench/gpu.py)
 
-Every figure is the median of ``--repeats`` runs (3), and stands beside the machine's
+Every Sinkhorn and k-means figure is the median of ``--repeats`` runs (3); a training figure
+is the rate over ``--steps`` steps after 3 warm-up steps. Each stands beside the machine's
 measured limit: the read rate (GB/s of the faster of a sum and a dot product over a float32
-array the size of the Sinkhorn kernel, at most 1 GiB) for Sinkhorn, the matrix-product rate (GFLOP/s of a 2048^3 GEMM; float32, or the training step's
-precision) for k-means and training.
+array the size of the Sinkhorn kernel, at most 1 GiB) for Sinkhorn, the matrix-product rate
+(GFLOP/s of a 2048^3 GEMM; float32, or the training step's precision) for k-means and training.
 
 transport: for each N x K (scores: log-softmax of Gaussian logits), ``sslkit.transport.sinkhorn``
 to the marginal error ``--tol`` (L1 over the clusters): total time, iterations, error, and the
