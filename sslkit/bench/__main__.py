@@ -99,6 +99,13 @@ def _timed(fn, device, repeats):
     return statistics.median(times), out
 
 
+def _best_seconds(fn, device, repeats) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn``, after one untimed call: the
+    rate at which a machine can run it (for the limits the figures stand beside)."""
+    fn()
+    return min(_timed(fn, device, 1)[0] for _ in range(repeats))
+
+
 def _cpuinfo(field: str) -> str | None:
     """The value of the first ``field`` line of /proc/cpuinfo (None where there is none)."""
     try:
@@ -121,10 +128,7 @@ def read_bandwidth(device, mib=256, repeats=5) -> float:
     CPU's sum is sometimes slower than its loads). On a CPU the rate depends on where an
     array of that size lives: small ones stay in the caches and read several times faster."""
     x = torch.ones(max(1, mib * (1 << 20) // 4), device=device)
-    ops = (lambda: x.sum(), lambda: torch.dot(x, x))
-    for op in ops:
-        op()
-    best = min(_timed(op, device, 1)[0] for _ in range(repeats) for op in ops)
+    best = min(_best_seconds(op, device, repeats) for op in (lambda: x.sum(), lambda: torch.dot(x, x)))
     return x.numel() * 4 / best / 1e9
 
 
@@ -136,8 +140,7 @@ def matmul_rate(device, n=2048, repeats=5, dtype=torch.float32) -> float:
     b = torch.randn(n, n, generator=g).to(device, dtype)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # float32 proper, as k-means uses
-    a @ b
-    best = min(_timed(lambda: a @ b, device, 1)[0] for _ in range(repeats))
+    best = _best_seconds(lambda: a @ b, device, repeats)
     return 2 * n ** 3 / best / 1e9
 
 
@@ -174,8 +177,7 @@ def bench_transport(device, sizes, lam, tol, max_iters, repeats=3):
         limit = read_bandwidth(device, mib=mib) if mib < 1024 else bw  # 1 GiB is beyond every cache
         # the two bare products of an iteration, K u and K^T v, on a matrix of the kernel's size
         u, v = torch.ones(k, device=device), torch.ones(n, device=device)
-        scores.mv(u), scores.t().mv(v)
-        t_mv = min(_timed(lambda: (scores.mv(u), scores.t().mv(v)), device, 1)[0] for _ in range(max(repeats, 5)))
+        t_mv = _best_seconds(lambda: (scores.mv(u), scores.t().mv(v)), device, max(repeats, 5))
         row = (f"{n:9d} {k:6d} {res.iterations:6d} {res.marginal_error:9.2e} {t_run:9.3f} {per_it * 1e3:8.2f} "
                f"{gbs:6.1f} {limit:6.1f} {gbs / limit:6.0%} {t_mv * 1e3:7.2f} {t_mv / per_it:6.0%}")
         if ot is None or device.type != "cpu" and n * k > 4e8:
