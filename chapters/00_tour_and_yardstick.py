@@ -293,7 +293,7 @@ print(f"chapter ran in {time.time() - chapter_start:.0f} s")
 #   cluster sizes, which exposes collapse.
 # * A random ConvNet is the floor a self-supervised method has to clear, not chance: its
 #   features are no better neighbourhoods than standardised pixels for kNN on this run
-#   (within a point, asserted; section 4 prints the gap), but
+#   (asserted: the random net is not ahead by more than a point; section 4 prints the gap), but
 #   a linear classifier reads much more out of them (both printed in section 4); the
 #   supervised network shows how far there is to go.
 

@@ -400,7 +400,12 @@ def sela_step_by_hand(method, images, indices, lr, momentum, weight_decay):
 # `augment` draws the same crops and colours), the library's the way `sk.fit` runs it
 # (`sk.make_optimizer`, `sk.lr_at`, the method's `forward`). Labels must be equal, and the
 # losses, every parameter's gradient, the parameters after the step and the BatchNorm
-# statistics must agree to $10^{-5}$.
+# statistics must agree to $10^{-5}$. After each comparison our copy takes the library's
+# weights (our momentum buffers stay ours), so each step starts from the same state: the
+# two computations round differently in the last bits, and from weights that differ by
+# rounding a max-pool window or a ReLU whose inputs are that close to a tie can route a
+# gradient the other way, which moves that gradient by far more than $10^{-5}$ without
+# either step being wrong.
 
 # %%
 N_CHECK = 1024
@@ -438,6 +443,7 @@ for step in range(2):
         assert_close(p, q, atol=1e-5, rtol=1e-5, msg=f"{name} after step {step}")
     for (name, b), c_ in zip(mine.named_buffers(), lib.buffers()):
         assert_close(b, c_, atol=1e-5, rtol=1e-5, msg=f"buffer {name} after step {step}")
+    mine.load_state_dict(lib.state_dict())              # the next step starts from the same weights
     print(f"step {step}: lr {lr:.3f}, loss {my_loss.item():.5f} by hand vs {lib_loss.item():.5f} in sslkit; "
           f"{len(lib_grads)} gradients, parameters and {len(list(lib.buffers()))} buffers agree to 1e-5")
 print(f"relabelling: all {mine.labels.numel()} labels ({prm.num_heads} heads x {N_CHECK} images) identical")
@@ -615,7 +621,8 @@ fig = sk.plot_cluster_grid(train.images, labels0, per_cluster=10, title="SeLa he
 # `SELA_EPOCHS` epochs (printed above) on 10,000 images is a tiny fraction of the paper's
 # 400 epochs on 50,000: raise `SELA_EPOCHS` (or run `python -m sslkit.train --method=sela
 # --preset=cifar10` on a GPU) to train longer; this run measures its features once, at the
-# end. Chapter 07's 100-epoch runs show how far the lab preset gets with more epochs. How SeLa compares with
+# end. Chapter 07's 100-epoch runs (of an earlier, 12-epoch version of the lab preset, in fp32)
+# show how far the lab recipe gets with more epochs. How SeLa compares with
 # the other methods of the book is the subject of chapter 07
 # (`chapters/07_comparison.ipynb`), which compares all methods from stored runs with
 # several seeds each; this chapter's numbers are one lab-budget run.

@@ -391,6 +391,11 @@ def swav_step(model, images, indices, p, epoch, lr, momentum, weight_decay, mome
 # copy and ours on the other with the same random seed (so the same crops), and compare the
 # loss, the gradient of every parameter and every state tensor afterwards (weights,
 # BatchNorm statistics, prototypes, queue, its fill count, step count, labels) to 1e-5.
+# After each comparison our copy takes the library's state (our momentum buffers stay ours),
+# so every step starts from the same weights: the two computations round differently in
+# the last bits, and from weights that differ by rounding, a max-pool window or ReLU whose
+# inputs are that close to a tie can send a gradient the other way, a difference far above
+# 1e-5 that neither step is wrong to make.
 # Two settings, a few steps each: without the queue (with 2 small crops as well), and with
 # a queue of two batches that fills during the first two steps and joins Sinkhorn at the
 # third; the prototypes are frozen for the first step(s) in both.
@@ -442,6 +447,7 @@ def check_against_library(name, batch, steps, **params):
         assert s_ours.keys() == s_lib.keys()
         for n in s_lib:
             torch.testing.assert_close(s_ours[n], s_lib[n], **tol)
+        ours.load_state_dict(s_lib)               # the next step starts from the same state
         gdiff = max((g_ours[n] - g_lib[n]).abs().max().item() for n in g_lib if g_lib[n] is not None)
         print(f"{name}, step {k + 1}: loss {loss_ours.item():.6f} (library {loss_lib.item():.6f}), largest "
               f"gradient difference {gdiff:.1e}, {len(s_lib)} state tensors equal; prototypes "

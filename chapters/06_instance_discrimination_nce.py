@@ -350,7 +350,10 @@ def npid_step(model, images, indices, opt_state, lr, cfg, lam=0.0):
 # optimiser's `step`, `on_step_end` for the bank). Reseeding torch's generator before each
 # side gives both the same views and the same noise indices. Two steps: the first
 # estimates $Z$, the second uses it (and the momentum buffers); then one step with the
-# proximal term against the library's `params.proximal`. 512 images keep it cheap.
+# proximal term against the library's `params.proximal`. 512 images keep it cheap. After
+# the first step our copy takes the library's weights, bank and $Z$ (our momentum buffers
+# stay ours), so the second starts from the same state: weights that differ by rounding can
+# flip a max-pool window or ReLU near a tie and move a gradient by more than $10^{-5}$.
 
 # %%
 B_CHECK, N_CHECK, LAM_CHECK = 128, 512, 10.0
@@ -391,6 +394,7 @@ for step in range(2):
     loss_ours, _, _ = npid_step(ours, check_images[idx_b], idx_b, ours_opt_state, lr, check_cfg)
     torch.testing.assert_close(loss_ours, loss_lib.detach(), **close)
     assert_same_state(ours, lib, f"step {step}")
+    ours.load_state_dict(lib.state_dict())             # the next step starts from the same state
     print(f"step {step}: loss {loss_ours.item():.5f} (library {loss_lib.item():.5f}), Z = {float(ours.z):.6g} "
           f"(library {float(lib.z):.6g}); gradients of all {len(list(ours.parameters()))} parameter tensors, "
           f"updated weights and bank agree to 1e-5")
@@ -630,7 +634,7 @@ spread = max(stats["nce"][1], stats["softmax"][1])
 verdict = ("smaller than the seed-to-seed spread: these runs cannot tell the two objectives apart"
            if abs(diff) < spread else
            "larger than the seed-to-seed spread of either; with three seeds, still a hint, not a proof")
-print(f"NCE - softmax = {diff:+.1f} points, {verdict} (largest std {spread:.1f})")
+print(f"NCE - softmax = {diff:+.2f} points, {verdict} (largest std {spread:.2f})")
 assert all(len(a) == len(SEEDS) for a in compare.values())
 
 # %% [markdown]
@@ -707,8 +711,8 @@ assert abs(ours_knn - npid_knn) < 0.1, (ours_knn, npid_knn)   # 0.1 point: at mo
 # ### A longer budget
 #
 # The official code's CIFAR recipe trains for 200 epochs (the `cifar10` preset); the lab preset's
-# epochs (`NPID_EPOCHS` above) are sized for this page (chapter 07 shows the same preset trained
-# for 100 epochs). To train the same preset longer, from the repository
+# epochs (`NPID_EPOCHS` above) are sized for this page (chapter 07 shows an earlier, fp32
+# version of this preset trained for 100 epochs). To train the same preset longer, from the repository
 # root (the run directory then holds the metrics and checkpoints):
 #
 # ```bash

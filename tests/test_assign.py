@@ -121,6 +121,23 @@ def test_wrong_key_fails_the_build(tmp_path):
         assign.build(tmp_path / "out", folder=src, log=None)
 
 
+def test_python_without_sslkit_is_a_clear_error_before_any_work(tmp_path, monkeypatch):
+    """otter's kernels import the installed sslkit; a Python without it (here a bare venv)
+    must stop build and grade with the install command, not with every key failing."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    bare = next(p for p in (tmp_path / "bare" / "bin" / "python", tmp_path / "bare" / "Scripts" / "python.exe")
+                if p.exists())
+    monkeypatch.setattr(sys, "executable", str(bare))
+    with pytest.raises(assign.AssignError, match=r"pip install -e"):
+        assign.build(tmp_path / "out", log=None)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(assign.AssignError, match=r"pip install -e"):
+        assign.grade([tmp_path / "03_x.ipynb"], log=None)
+
+
 # --- built editions ----------------------------------------------------------------------
 
 def test_build_layout_and_points(built):

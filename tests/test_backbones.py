@@ -133,3 +133,27 @@ def test_auto_precision_on_cuda_needs_bf16_tensor_cores(monkeypatch):
     for major, want in ((7, "fp32"), (8, "bf16"), (9, "bf16")):
         monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i, m=major: SimpleNamespace(major=m))
         assert sk.resolve_precision("auto", torch.device("cuda", 0)) == want
+
+
+@pytest.mark.parametrize("name", ["convnet", "alexnet", "resnet18"])
+def test_channels_last_backbone_equals_the_nchw_network_in_float64(name):
+    """The backbones keep weights and activations channels-last (speed); the reference is the
+    same network computed on ordinary NCHW tensors. In float64 no rounding can flip a max-pool
+    or ReLU near a tie, so features and every weight gradient must agree to 1e-9."""
+    import copy
+
+    torch.manual_seed(0)
+    net = sk.build_backbone(name).double().train()
+    ref = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
+    convs = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert all(m.weight.is_contiguous() for m in ref.modules() if isinstance(m, torch.nn.Conv2d))
+    x = torch.rand(6, 3, 32, 32, dtype=torch.float64)
+    probe = torch.randn(6, net.dim, dtype=torch.float64)
+    out = net(x)
+    out_ref = ref.pool(ref.body(ref.stem(x.contiguous()))).flatten(1)  # NCHW throughout
+    torch.testing.assert_close(out, out_ref, rtol=1e-9, atol=1e-12)
+    (out * probe).sum().backward()
+    (out_ref * probe).sum().backward()
+    for (n, a), b in zip(net.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12, msg=lambda e: f"{n}: {e}")

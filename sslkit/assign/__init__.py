@@ -52,6 +52,22 @@ def _need_otter() -> None:
                           "(or `pip install otter-grader==7.0.0`)") from err
 
 
+def _need_importable_sslkit() -> None:
+    """otter runs each chapter in a fresh kernel in a scratch folder, where only an installed
+    sslkit can be imported: without one every key that calls ``sk`` would fail as if the
+    solution were wrong."""
+    with tempfile.TemporaryDirectory(prefix="sslkit-import-") as tmp:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        probe = subprocess.run([sys.executable, "-c", "import sslkit"], cwd=tmp, env=env,
+                               capture_output=True, text=True)
+    if probe.returncode != 0:
+        repo = Path(__file__).resolve().parents[2]
+        raise AssignError("sslkit cannot be imported from outside the repository by this Python "
+                          f"({sys.executable}), so the chapters' kernels could not run: install it "
+                          f"with `pip install -e {repo}` (or `pip install -r requirements.txt` in "
+                          "the repository) and rerun")
+
+
 def sources(chapters: list[str] | None = None, folder: Path | None = None) -> list[Path]:
     """The teacher sources ``NN_slug.py``, all or those whose number is in ``chapters``."""
     folder = Path(folder or SOURCES)
@@ -183,6 +199,7 @@ def build(out: Path, chapters: list[str] | None = None, run_tests: bool = True, 
     ``out/grader/NN_slug.zip`` for each chapter. With ``run_tests`` (the default) otter runs
     every test against the solutions and a failing key stops the build."""
     _need_otter()
+    _need_importable_sslkit()
     out = Path(out)
     srcs = sources(chapters, folder)
     for sub in ("student", "solutions", "grader"):
@@ -352,6 +369,7 @@ def grade(submissions: list[Path], grader: Path | None = None, timeout: float = 
     """Grade each submission with the grader of its chapter (``grader``: a ``build`` output
     folder; without it, the graders are built from the sources first, without the key run)."""
     _need_otter()
+    _need_importable_sslkit()
     import nbformat
 
     subs = [Path(s) for s in submissions]
