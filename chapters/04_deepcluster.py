@@ -440,12 +440,13 @@ print(f"largest cluster, mean over the seeds: whitened {white['largest_fraction'
 # %% [markdown]
 # Over five k-means seeds per variant, whitening gives the most effective clusters (the
 # exponential of the size entropy, which weighs every cluster's size), with every seed; by its
-# largest cluster alone it is close to the raw features (printed above). Projecting onto the principal directions *without*
-# whitening is the most uneven: the first few directions dominate the distances, and the
-# largest cluster is more than one and a half times as large as with either of the other two
-# (asserted; the means are printed above). The raw L2-normalised features land near the
-# whitened ones (compare the two rows); but DeepCluster clusters projected features, and
-# among those whitening is what keeps a few directions from deciding the clusters.
+# largest cluster alone it is close to the raw features (printed above). Projecting onto the
+# principal directions *without* whitening is the most uneven: the first few directions
+# dominate the distances, and the largest cluster is more than one and a half times as large
+# as with either of the other two (asserted; the means are printed above). The raw
+# L2-normalised features land near the whitened ones (compare the two rows); but DeepCluster
+# clusters projected features, and among those whitening is what keeps a few directions from
+# deciding the clusters.
 #
 # ### Empty clusters
 # If a centroid ends up far from every point, its cluster is empty: it produces no

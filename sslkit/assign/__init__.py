@@ -52,10 +52,15 @@ def _need_otter() -> None:
                           "(or `pip install otter-grader==7.0.0`)") from err
 
 
+_IMPORTS_SSLKIT: set[str] = set()   # interpreters whose probe passed (grade may call build)
+
+
 def _need_importable_sslkit() -> None:
     """otter runs each chapter in a fresh kernel in a scratch folder, where only an installed
     sslkit can be imported: without one every key that calls ``sk`` would fail as if the
-    solution were wrong."""
+    solution were wrong. A passing probe (1.5 s: it imports torch) is not repeated."""
+    if sys.executable in _IMPORTS_SSLKIT:
+        return
     with tempfile.TemporaryDirectory(prefix="sslkit-import-") as tmp:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         probe = subprocess.run([sys.executable, "-c", "import sslkit"], cwd=tmp, env=env,
@@ -66,6 +71,7 @@ def _need_importable_sslkit() -> None:
                           f"({sys.executable}), so the chapters' kernels could not run: install it "
                           f"with `pip install -e {repo}` (or `pip install -r requirements.txt` in "
                           "the repository) and rerun")
+    _IMPORTS_SSLKIT.add(sys.executable)
 
 
 def sources(chapters: list[str] | None = None, folder: Path | None = None) -> list[Path]:
