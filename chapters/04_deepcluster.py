@@ -602,27 +602,17 @@ print(f"single-run observation: Sobel minus colour = {diff:+.2f} kNN points")
 # ## 6. DeepCluster on the lab subset
 #
 # The full lab run. Besides `sk.fit`'s per-epoch history we keep the loss of every step,
-# by wrapping the method's `training_step` (the loop calls it through the method).
+# with a callback (`sk.StepLosses`: the loop hands every step's loss to its callbacks).
 
 # %%
 torch.manual_seed(0)
 random_net = sk.build_backbone("convnet", dataset=DATASET).to(device)
 random_knn = sk.knn_accuracy(sk.extract_features(random_net, train.images), train.labels,
                              sk.extract_features(random_net, test.images), test.labels)
-step_losses = []
-library_step = dc.training_step
-
-
-def recorded_step(images, indices, labels=None):
-    loss, logs = library_step(images, indices, labels)
-    step_losses.append(loss.detach())
-    return loss, logs
-
-
-dc.training_step = recorded_step
+step_losses = sk.StepLosses()
 t0 = time.time()
 history = sk.fit(dc, train.images, cfg, device, eval_data=(train.images, train.labels, test.images, test.labels),
-                 true_labels=train.labels)
+                 true_labels=train.labels, callbacks=[step_losses])
 dc_time = time.time() - t0
 
 # %%
@@ -653,7 +643,7 @@ assert sk.cluster_report(final, K)["used_clusters"] == K
 # preset notes).
 
 # %%
-losses = torch.stack(step_losses).cpu()
+losses = torch.stack(step_losses.losses).cpu()
 steps_per_epoch = len(train) // cfg.batch_size
 per_epoch = losses.view(DC_EPOCHS, steps_per_epoch)
 lr = [sk.lr_at(cfg, s, steps_per_epoch) for s in range(len(losses))]

@@ -15,7 +15,38 @@ import numpy as np
 
 from .errors import LabDataError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff", ".gif"}
+
+
+def to_rgb(img, where: str):
+    """An opened PIL image as 8-bit RGB with the right pixels whatever its mode: palette, grey, CMYK,
+    YCbCr, LAB, HSV and alpha modes through Pillow's conversion (alpha dropped, as torchvision's
+    loader does); 16-bit grey (``I;16*``, and ``I`` up to 65535) scaled from 0..65535; floating
+    point (``F``) scaled from 0..1. Anything else is refused with a ``LabDataError`` naming the file."""
+    from PIL import Image
+
+    mode = img.mode
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(img).astype(np.int64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise LabDataError(f"{where}: a {mode} image with values from {a.min()} to {a.max()}, beyond 16 bits; "
+                               "convert it to 8-bit RGB (or 16-bit grey) first")
+        return Image.fromarray(np.round(a * (255 / 65535)).astype(np.uint8)).convert("RGB")
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        if a.size and (not np.isfinite(a).all() or a.min() < 0 or a.max() > 1):
+            raise LabDataError(f"{where}: a floating-point (mode F) image with values outside [0, 1]; "
+                               "convert it to 8-bit RGB first")
+        return Image.fromarray(np.round(a * 255).astype(np.uint8)).convert("RGB")
+    for route in (("RGB",), ("RGBA", "RGB"), ("LA", "RGB")):
+        try:
+            out = img
+            for m in route:
+                out = out.convert(m)
+            return out
+        except (ValueError, OSError):
+            continue
+    raise LabDataError(f"{where}: images of mode {mode!r} cannot be converted to RGB; convert it to 8-bit RGB first")
 
 
 def _decode(data: bytes, where: str, size: int | None) -> np.ndarray:
@@ -23,10 +54,11 @@ def _decode(data: bytes, where: str, size: int | None) -> np.ndarray:
 
     try:
         img = Image.open(io.BytesIO(data))
-        img = img.convert("RGB")
+        img.load()
     except Exception as exc:
         raise LabDataError(f"cannot decode image {where} ({type(exc).__name__}: {exc}); the file is "
                            "corrupt: replace it or fetch the dataset again.") from exc
+    img = to_rgb(img, where)
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)

@@ -69,9 +69,18 @@ def _env_source(spec: DatasetSpec) -> Path | None:
 
 
 def _source_key(path: Path) -> str:
-    st = path.stat()
-    raw = f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}"
-    return "folder-" + hashlib.sha1(raw.encode()).hexdigest()[:10]
+    """A key of the tensor cache that changes with any change of the source: for a folder, every
+    file's relative path, size and modification time (an image edited or a class added inside it
+    is seen, though the folder's own time does not change); for an archive, its size and time."""
+    h = hashlib.sha1(str(path.resolve()).encode())
+    if path.is_dir():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(path)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    else:
+        st = path.stat()
+        h.update(f"|{st.st_size}|{st.st_mtime_ns}".encode())
+    return "folder-" + h.hexdigest()[:10]
 
 
 def _payload(data: dict, source: str) -> dict:
@@ -96,7 +105,11 @@ def _load_full(spec: DatasetSpec, split: str, download: bool) -> dict:
         result = None
         for s, data in decoded.items():  # one pass decodes every split: cache them all
             payload = _payload(data, f"{spec.env_var}={env_path}")
-            cache.save_split(cache.tensor_path(spec.name, s, key), payload)
+            path = cache.tensor_path(spec.name, s, key)
+            cache.save_split(path, payload)
+            for stale in path.parent.glob(f"{spec.name}-{s}-folder-*.pt"):  # earlier states of a folder source
+                if stale != path:
+                    stale.unlink(missing_ok=True)
             if s == split:
                 result = payload
         return result

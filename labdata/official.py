@@ -5,9 +5,11 @@
 * SVHN: the cropped-digits ``{split}_32x32.mat`` files, ``X`` of shape (32, 32, 3, N)
   and ``y`` of shape (N, 1) with the digit 0 stored as label 10.
 
-Downloads go through ``torchvision.datasets.utils`` into a temporary folder that is
-renamed into place only after every checksum matched, so a failed or interrupted fetch
-leaves nothing half-written behind.
+Downloads stream into a temporary folder with a time limit on every read
+(``LABDATA_TIMEOUT`` seconds, 60 by default: a stalled connection fails instead of waiting
+forever), and are renamed into place only after every checksum matched, so a failed or
+interrupted fetch leaves nothing half-written behind (a folder a killed fetch left is
+removed by the next one).
 """
 
 from __future__ import annotations
@@ -64,11 +66,44 @@ def verify(spec: DatasetSpec, raw_root: Path, splits) -> None:
                 f"{spec.name}` again.")
 
 
+def timeout_s() -> float:
+    """Seconds a download may wait for the next bytes (``LABDATA_TIMEOUT``, default 60)."""
+    import os
+
+    try:
+        value = float(os.environ.get("LABDATA_TIMEOUT", "60"))
+    except ValueError:
+        raise LabDataError(f"LABDATA_TIMEOUT={os.environ['LABDATA_TIMEOUT']!r}: give a number of seconds") from None
+    return value if value > 0 else 60.0
+
+
+def download_url(url: str, folder: str, filename: str, md5: str | None = None) -> None:
+    """Stream ``url`` to ``folder/filename``, every read bounded by ``timeout_s()``; a stall or a
+    cut connection raises ``LabDataError`` (the caller's temporary folder goes with it)."""
+    import socket
+    import urllib.request
+
+    dest = Path(folder) / filename
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s()) as response, open(dest, "wb") as f:
+            shutil.copyfileobj(response, f, 1 << 20)
+    except (socket.timeout, TimeoutError) as exc:
+        raise LabDataError(f"downloading {url} stalled: no data for {timeout_s():.0f} s ({exc}). Try again later, "
+                           "or raise LABDATA_TIMEOUT") from exc
+
+
+def _remove_leftovers(spec: DatasetSpec, raw_root: Path) -> None:
+    """Temporary folders of fetches that were killed (a finished or failed one removes its own)."""
+    for leftover in raw_root.glob(f".{spec.name}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def download(spec: DatasetSpec, raw_root: Path, splits) -> None:
     """Fetch the official files for ``splits`` into ``raw_root`` (atomically)."""
-    from torchvision.datasets.utils import download_url, extract_archive
+    from torchvision.datasets.utils import extract_archive
 
     raw_root.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(spec, raw_root)
     final = official_dir(spec, raw_root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=raw_root))
     try:

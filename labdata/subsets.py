@@ -1,9 +1,11 @@
 """Class-balanced, deterministic subsets.
 
 A subset takes the same number of images from every class: the first ``n`` of a fixed
-seeded permutation of that class's positions in the source order. The same source and
-seed always give the same indices (a whole class sees the same images); the indices are
-returned with the data and recorded in the cache folder.
+seeded permutation of that class's positions in the source order. The chosen images come
+in a seeded shuffled order, classes interleaved, so that the first ``m`` images of a subset
+are a fair sample of it (``train.images[:500]`` holds every class). The same source and
+seed always give the same indices in the same order; the indices are returned with the
+data and recorded in the cache folder.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def per_class_count(spec: DatasetSpec | None, split: str, subset) -> int:
 
 def balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0, classes=None,
                      where: str = "") -> torch.Tensor:
-    """Sorted indices with ``per_class`` images of every class present in ``labels``.
+    """Indices of ``per_class`` images of every class present in ``labels``, in a seeded shuffled order.
     ``classes`` (names) and ``where`` (the split) only make the error message precise."""
     labels = torch.as_tensor(labels)
     chosen = []
@@ -44,4 +46,5 @@ def balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0, classe
                                f"per class the subset asks for; choose --subset={len(pos)} or fewer")
         g = torch.Generator().manual_seed(seed * 100_003 + int(c))
         chosen.append(pos[torch.randperm(len(pos), generator=g)[:per_class]])
-    return torch.sort(torch.cat(chosen)).values
+    chosen = torch.sort(torch.cat(chosen)).values
+    return chosen[torch.randperm(len(chosen), generator=torch.Generator().manual_seed(seed * 100_003 + 7919))]

@@ -137,15 +137,11 @@ def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 5
     Returns a float32 tensor on ``device`` (default: the model's device); ``normalize``
     L2-normalises each row.
     """
+    from .passes import batched
+
     if device is None:
-        device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device, non_blocking=True)
-        x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
-        out.append(model(x).float())
-    model.train(was_training)
-    feats = torch.cat(out)
+        tensor = next(model.parameters(), None)
+        tensor = tensor if tensor is not None else next(model.buffers(), None)
+        device = tensor.device if tensor is not None else images.device
+    feats = batched(lambda x: model(x).float(), images, module=model, batch_size=batch_size, device=device)
     return nn.functional.normalize(feats, dim=1) if normalize else feats

@@ -1,4 +1,4 @@
-"""k-means, PCA-whitening and the uniform-over-clusters sampler (DeepCluster's toolbox).
+"""k-means (DeepCluster's clustering; PCA-whitening and the uniform sampler are in ``sslkit.whitening``).
 
 Everything runs on the device of its input and works unchanged inside ``torch.distributed``:
 each process holds some rows, sums are all-reduced, and random choices are drawn from a
@@ -299,22 +299,16 @@ def _sample_rows(x: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
 
 def _init(x, k, init, g, chunk_size, sample=None):
     """Starting centroids; k-means|| draws them from a uniform sample of ``sample`` rows (all rows
-    when None)."""
+    when None). ``init`` and ``k`` are the ones ``_check_kmeans_args`` accepted."""
     if torch.is_tensor(init):  # given starting centroids
-        if init.shape != (k, x.shape[1]):
-            raise ValueError(f"initial centroids must have shape ({k}, {x.shape[1]}), got {tuple(init.shape)}")
         return init.to(x).clone()
     if init == "kmeans++":
         return _kmeanspp(x, k, g, chunk_size)
     if init == "kmeans||":
         return _kmeans_parallel(x if sample is None else _sample_rows(x, sample, g), k, g, chunk_size, full=x)
-    if init == "random":
-        start, total = _global_offsets(len(x), x.device)
-        if total < k:
-            raise ValueError(f"k-means needs at least k={k} points, got {total}")
-        idx = torch.randperm(total, generator=g)[:k].to(x.device)
-        return _pick_rows(x, idx, start)
-    raise ValueError(f"unknown init {init!r}; use 'kmeans++', 'kmeans||' or 'random'")
+    start, total = _global_offsets(len(x), x.device)  # "random"
+    idx = torch.randperm(total, generator=g)[:k].to(x.device)
+    return _pick_rows(x, idx, start)
 
 
 def _cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int, block: int | None = None) -> torch.Tensor:
@@ -444,59 +438,4 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 25, tol: float = 1e-4, init="km
     return best
 
 
-@dataclass
-class PCA:
-    mean: torch.Tensor  # (D,)
-    components: torch.Tensor  # (D, d) principal directions, by decreasing variance
-    variances: torch.Tensor  # (d,)
-    whiten: bool = True
-    eps: float = 1e-5
-
-    def transform(self, x: torch.Tensor, l2: bool = True) -> torch.Tensor:
-        y = (x.float() - self.mean) @ self.components
-        if self.whiten:
-            y = y / torch.sqrt(self.variances + self.eps)
-        return torch.nn.functional.normalize(y, dim=1) if l2 else y
-
-
-@torch.no_grad()
-def fit_pca(x: torch.Tensor, dim: int, whiten: bool = True, eps: float = 1e-5) -> PCA:
-    """PCA of the rows of ``x`` (covariance summed over processes), keeping ``dim`` components.
-
-    Raises ValueError when ``dim`` is not between 1 and D, or there are no rows.
-
-    DeepCluster's pipeline is ``fit_pca(f, 256).transform(f)``: centre, project, whiten
-    (eigenvalue power -0.5), L2-normalise.
-    """
-    if not torch.is_tensor(x) or x.ndim != 2:
-        raise ValueError(f"fit_pca needs a 2-D tensor (N, D), got {getattr(x, 'shape', type(x))}")
-    if _positive_int("dim", dim) is None or dim > x.shape[1]:
-        raise ValueError(f"dim must be an integer between 1 and the feature dimension D={x.shape[1]}, got {dim!r}")
-    x = x.double()
-    n = dist.all_reduce_sum(torch.tensor(float(len(x)), device=x.device, dtype=torch.float64))
-    if n.item() == 0:
-        raise ValueError("fit_pca got no rows (N = 0 over all processes)")
-    mean = dist.all_reduce_sum(x.sum(0)) / n
-    xc = x - mean
-    cov = dist.all_reduce_sum(xc.T @ xc) / n
-    evals, evecs = torch.linalg.eigh(cov)
-    order = torch.argsort(evals, descending=True)[:dim]
-    return PCA(mean.float(), evecs[:, order].float(), evals[order].clamp(min=0).float(), whiten, eps)
-
-
-def uniform_cluster_sampler(labels: torch.Tensor, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """DeepCluster's sampler: ``num_samples`` indices drawn uniformly over the non-empty
-    clusters (about ``num_samples / K'`` per cluster, with replacement for small clusters),
-    shuffled. Large clusters cannot dominate an epoch."""
-    labels = labels.cpu()
-    clusters = torch.unique(labels)
-    per = num_samples // len(clusters) + 1
-    picks = []
-    for c in clusters.tolist():
-        members = torch.nonzero(labels == c).flatten()
-        if len(members) >= per:
-            picks.append(members[torch.randperm(len(members), generator=generator)[:per]])
-        else:
-            picks.append(members[torch.randint(len(members), (per,), generator=generator)])
-    idx = torch.cat(picks)
-    return idx[torch.randperm(len(idx), generator=generator)][:num_samples]
+from .whitening import PCA, fit_pca, uniform_cluster_sampler  # noqa: E402,F401  (DeepCluster's other tools)

@@ -5,7 +5,8 @@ each method adds its own dataclass of hyper-parameters under ``cfg.params``, add
 as ``--params.KEY=VALUE`` (or just ``--KEY=VALUE`` when no shared field has that name).
 Presets are data each method class holds (``Method.presets``, added with
 ``Method.add_preset``), each naming the source of its recipe. This module imports no method:
-the methods register in ``METHOD_REGISTRY`` when ``sslkit.methods`` is imported.
+the methods register in ``sslkit.registry`` when ``sslkit.methods`` is imported, and every
+check of a config is ``sslkit.validation.validate``.
 """
 
 from __future__ import annotations
@@ -34,9 +35,6 @@ def field_help(obj_or_cls, name: str) -> str:
     return ""
 
 
-# The methods register here (sslkit.methods fills it on import), so this module never imports them.
-METHOD_REGISTRY: dict = {}
-
 Optimizer = typing.Literal["sgd", "adamw", "lars"]
 Schedule = typing.Literal["cosine", "constant", "step"]
 Precision = typing.Literal["fp32", "bf16", "fp16", "auto"]
@@ -44,7 +42,7 @@ Precision = typing.Literal["fp32", "bf16", "fp16", "auto"]
 
 @dataclass
 class TrainConfig:
-    method: str = opt("supervised", 'supervised | sela | deepcluster | swav | npid')
+    method: str = opt("", 'a registered method (`python -m sslkit.train --help` lists them, with their presets)')
     dataset: str = opt("cifar10", 'cifar10 | cifar100 | svhn | an image folder (train/<class>/*, test/<class>/*) or its .tar(.gz)')
     subset: str = opt("lab", 'lab | mini | full | an int (images per class)')
     backbone: str = opt("convnet", 'convnet | resnet18 | alexnet')
@@ -78,33 +76,23 @@ class TrainConfig:
     tensorboard: bool = opt(False, 'also write the metrics as TensorBoard scalars (needs `pip install tensorboard`)')
     params: typing.Any = None  # the method's own dataclass
 
+    def __post_init__(self):
+        """The method's own parameters at their defaults, when the method is known and none are given."""
+        if self.params is None and self.method:
+            from .registry import METHODS, load_plugins
+
+            load_plugins()
+            if self.method in METHODS:
+                self.params = METHODS[self.method].Params()
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def validate(self, method=None) -> "TrainConfig":
-        """Refuse, with a ``ConfigError`` that says what to change, any config that cannot run:
-        values outside a field's choices, numbers out of range, an unknown method / backbone /
-        dataset / device, parameters of another method, and the method's own checks
-        (``Method.check_config``). The command line and ``sk.fit`` both call it before any work.
-        ``method``: the method class actually trained (must be the one ``self.method`` names)."""
-        cls = METHOD_REGISTRY.get(self.method)
-        if cls is None:
-            raise ConfigError(f"unknown method {self.method!r}; one of {sorted(METHOD_REGISTRY)}")
-        if method is not None and method is not cls and not issubclass(method, cls):
-            raise ConfigError(f"the config names method {self.method!r} but a {method.__name__} is being trained")
-        if self.params is None:
-            self.params = cls.Params()
-        if not isinstance(self.params, cls.Params):
-            raise ConfigError(f"params is a {type(self.params).__name__}, not the {cls.Params.__name__} of method "
-                              f"{self.method!r}: use sk.METHODS[{self.method!r}].Params(...)")
-        for obj, prefix in ((self, ""), (self.params, "params.")):
-            for name, tp in _fields(obj).items():
-                _check_type(f"{prefix}{name}", getattr(obj, name), tp)
-        _check_numbers(self)
-        _check_names(self)
-        cls.check_config(self)
-        return self
+    def validate(self, method=None, data=None) -> "TrainConfig":
+        """``sslkit.validation.validate(self, data, method)``: every check, before any work."""
+        from .validation import validate
 
+        return validate(self, data, method)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -122,75 +110,6 @@ def _check_type(key: str, value, tp) -> None:
         raise ConfigError(f"--{key}={value!r}: expected an integer")
     elif tp is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ConfigError(f"--{key}={value!r}: expected a number")
-
-
-def _check_numbers(cfg: "TrainConfig") -> None:
-    import math
-
-    def need(ok: bool, key: str, what: str):
-        if not ok:
-            raise ConfigError(f"--{key}={getattr(cfg, key)!r}: {what}")
-
-    for key in ("lr", "weight_decay", "momentum", "knn_temperature", "lars_eta", "lr_gamma"):
-        need(math.isfinite(getattr(cfg, key)), key, "must be a finite number")
-    need(cfg.lr >= 0, "lr", "must be >= 0")
-    need(cfg.weight_decay >= 0, "weight_decay", "must be >= 0")
-    need(0 <= cfg.momentum < 1, "momentum", "must be in [0, 1)")
-    need(cfg.lars_eta > 0, "lars_eta", "must be > 0")
-    need(0 < cfg.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
-    for key in ("epochs", "batch_size", "lr_batch_size", "knn_k"):
-        need(getattr(cfg, key) >= 1, key, "must be at least 1")
-    need(cfg.knn_temperature > 0, "knn_temperature", "must be > 0")
-    need(cfg.knn_every >= 0, "knn_every", "must be >= 0 (0: no kNN monitor)")
-    need(0 <= cfg.warmup_epochs <= cfg.epochs, "warmup_epochs", f"must be between 0 and --epochs={cfg.epochs}")
-    need(all(isinstance(m, int) and 0 < m < cfg.epochs for m in cfg.lr_milestones)
-         and list(cfg.lr_milestones) == sorted(set(cfg.lr_milestones)), "lr_milestones",
-         f"must be increasing epochs between 1 and --epochs-1 ({cfg.epochs - 1})")
-
-
-def _check_names(cfg: "TrainConfig") -> None:
-    """Backbone, dataset, subset, device, optional packages: known and usable here."""
-    import re
-    from pathlib import Path
-
-    import torch
-
-    import labdata
-
-    from .backbones import BACKBONES
-
-    if cfg.backbone not in BACKBONES:
-        raise ConfigError(f"--backbone={cfg.backbone}: unknown; one of {sorted(BACKBONES)}")
-    subset = str(cfg.subset)
-    if subset not in ("", "full", "none", "None", "lab", "mini") and not (subset.isdigit() and int(subset) > 0):
-        raise ConfigError(f"--subset={cfg.subset}: use lab, mini, full, or a positive number of images per class")
-    if cfg.dataset not in labdata.datasets():
-        if not Path(cfg.dataset).expanduser().exists():
-            raise ConfigError(f"unknown dataset {cfg.dataset!r}: use one of {labdata.datasets()}, or the path of an "
-                              "image folder (train/<class>/*, test/<class>/*) or of a .tar/.tar.gz of one")
-        if subset in ("lab", "mini"):
-            raise ConfigError(f"--subset={cfg.subset} is defined for {labdata.datasets()} only; with an image folder "
-                              "use --subset=full or --subset=N (N images per class)")
-    dev = cfg.device
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", dev):
-        raise ConfigError(f"--device={dev}: unknown device; use auto, cpu, cuda, cuda:N or mps")
-    if dev.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device={dev}: no CUDA GPU is visible on this machine; use --device=cpu "
-                              "(or auto, which picks a GPU when there is one)")
-        index = int(dev.split(":")[1]) if ":" in dev else 0
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"--device={dev}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if dev == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("--device=mps: Apple's MPS backend is not available here; use --device=cpu")
-    gpu = dev.startswith("cuda") or (dev == "auto" and torch.cuda.is_available())
-    if cfg.precision == "fp16" and not gpu:
-        raise ConfigError("--precision=fp16 needs a CUDA GPU (its loss scaling is CUDA's); use fp32 or bf16")
-    if cfg.tensorboard:
-        try:
-            import torch.utils.tensorboard  # noqa: F401
-        except ImportError:
-            raise ConfigError("--tensorboard=true needs the tensorboard package: pip install tensorboard") from None
 
 
 def _convert(value: str, tp, key: str):
@@ -232,8 +151,6 @@ def _fields(obj) -> dict:
 def set_value(cfg: TrainConfig, key: str, value) -> None:
     """Set ``key`` (``name`` or ``params.name``) on ``cfg``, converting strings to the field's type."""
     target, name = cfg, key
-    if cfg.params is None and cfg.method in METHOD_REGISTRY:
-        cfg.params = METHOD_REGISTRY[cfg.method].Params()
     if key.startswith("params."):
         target, name = cfg.params, key.split(".", 1)[1]
     elif key not in _fields(cfg) and cfg.params is not None and key in _fields(cfg.params):
@@ -255,7 +172,14 @@ def set_value(cfg: TrainConfig, key: str, value) -> None:
 
 
 def config_from_dict(saved: dict) -> TrainConfig:
-    """A ``TrainConfig`` from a run's ``config.json`` / checkpoint dict (lists back to tuples)."""
+    """A ``TrainConfig`` from a run's ``config.json`` / checkpoint dict (lists back to tuples).
+    Raises ``ConfigError`` for anything that is not a run's config."""
+    from .registry import get_method
+
+    if not isinstance(saved, dict) or not isinstance(saved.get("method"), str):
+        raise ConfigError("this is not an sslkit run's config (a JSON object with a 'method'): use the config.json "
+                          "of a run directory, or a line's config in chapters/results/runs.jsonl")
+    get_method(saved["method"])
     cfg = TrainConfig(method=saved["method"])
     for key, value in saved.items():
         if key == "params":
@@ -267,13 +191,22 @@ def config_from_dict(saved: dict) -> TrainConfig:
 
 
 def parse_overrides(args: list[str]) -> dict:
-    """``["--lr=0.1", "--params.epsilon=0.05"]`` -> ``{"lr": "0.1", "params.epsilon": "0.05"}``."""
-    out = {}
-    for arg in args:
-        if not arg.startswith("--") or "=" not in arg:
-            raise ConfigError(f"cannot read {arg!r}: options are written --key=value")
-        key, value = arg[2:].split("=", 1)
+    """``["--lr=0.1", "--params.epsilon", "0.05"]`` -> ``{"lr": "0.1", "params.epsilon": "0.05"}``
+    (``--key=value`` or ``--key value``; dashes in a key read as underscores)."""
+    out, i = {}, 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ConfigError(f"cannot read {arg!r}: options are written --key=value or --key value")
+        if "=" in arg:
+            key, value = arg[2:].split("=", 1)
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            key, value = arg[2:], args[i + 1]
+            i += 1
+        else:
+            key, value = arg[2:], "true"  # a flag alone
         out[key.replace("-", "_")] = value
+        i += 1
     return out
 
 
@@ -288,15 +221,21 @@ class Preset:
 
 def presets_for(method: str) -> list[Preset]:
     """The presets of a method (each method class holds its own: ``Method.presets``)."""
-    cls = METHOD_REGISTRY.get(method)
+    from .registry import METHODS, load_plugins
+
+    load_plugins()
+    cls = METHODS.get(method)
     return sorted(cls.presets.values(), key=lambda p: p.name) if cls is not None else []
 
 
 def apply_preset(cfg: TrainConfig, name: str) -> TrainConfig:
-    cls = METHOD_REGISTRY.get(cfg.method)
+    from .registry import METHODS, load_plugins
+
+    load_plugins()
+    cls = METHODS.get(cfg.method)
     preset = cls.presets.get(name) if cls is not None else None
     if preset is None:
-        others = [m for m, c in METHOD_REGISTRY.items() if name in c.presets]
+        others = [m for m, c in METHODS.items() if name in c.presets]
         where = f" (it exists for {', '.join(sorted(others))})" if others else ""
         names = ", ".join(p.name for p in presets_for(cfg.method)) or "none"
         raise ConfigError(f"no preset {name!r} for method {cfg.method!r}{where}; its presets: {names}")

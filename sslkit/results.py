@@ -14,6 +14,8 @@ __all__ = ["RESULTS", "read_results", "write_results", "results_table", "table_m
            "update_readme"]
 
 RANDOM = "random"  # the untrained network: no training, the same evaluation
+PIXELS = "pixels"  # the standardised pixels as features
+BASELINES = (PIXELS, RANDOM)
 RESULTS = Path("chapters/results/runs.jsonl")
 README_BEGIN, README_END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 
@@ -27,7 +29,7 @@ def write_results(lines: list[dict], path: Path = RESULTS) -> None:
     """runs.jsonl (sorted, one run per line) and the table beside it as JSON, CSV and Markdown."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    order = {m: i for i, m in enumerate([RANDOM, "supervised", "sela", "deepcluster", "swav", "npid"])}
+    order = {m: i for i, m in enumerate([*BASELINES, *_methods()])}
     lines = sorted(lines, key=lambda r: (r["dataset"], r["budget"], order.get(r["method"], 99), r.get("variant", ""),
                                          r["seed"]))
     tmp = path.with_suffix(".tmp")
@@ -77,8 +79,21 @@ def _precision(line: dict) -> str:
     return line.get("precision") or (line.get("config") or {}).get("precision", "fp32")
 
 
-NAMES = {RANDOM: "random ConvNet (untrained)", "supervised": "supervised (labels: the ceiling)", "sela": "SeLa",
-         "deepcluster": "DeepCluster", "swav": "SwAV", "npid": "NPID (instance discrimination)"}
+BASELINE_NAMES = {PIXELS: "pixels (standardised)", RANDOM: "random ConvNet (untrained)"}
+
+
+def _methods() -> list[str]:
+    from .registry import method_names
+
+    return method_names()
+
+
+def display_name(method: str) -> str:
+    """How tables call a method: its class's ``title``, or the baseline's name."""
+    from .registry import METHODS, load_plugins
+
+    load_plugins()
+    return BASELINE_NAMES.get(method) or getattr(METHODS.get(method), "title", method)
 
 
 def _pm(row, key, digits=1):
@@ -95,7 +110,7 @@ def table_markdown(table: list[dict]) -> str:
         nmi = dict(row, nmi=None if row["nmi"] is None else 100 * row["nmi"],
                    nmi_std=None if row["nmi_std"] is None else 100 * row["nmi_std"])
         seeds = f"{row['seeds']}" + (" (single run)" if row["seeds"] == 1 else "")
-        name = NAMES.get(row["method"], row["method"]) + (f" ({row['variant']})" if row.get("variant") else "")
+        name = display_name(row["method"]) + (f" ({row['variant']})" if row.get("variant") else "")
         trained = f", {row['precision']}" if row["epochs"] and row.get("precision") else ""
         body.append(f"| {row['dataset']} | {row['budget']}, {row['epochs']} epochs{trained} | {name} "
                     f"| {seeds} | {_pm(row, 'knn_acc')} | {_pm(row, 'linear_acc')} | {_pm(nmi, 'nmi')} "

@@ -56,11 +56,36 @@ def atomic_save(obj, path: str | Path, keep_previous: bool = False) -> None:
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read; the message names the file and what to do."""
+    """A checkpoint that cannot be read or resumed here; the message names the file and what to do."""
 
 
 class RunLocked(RuntimeError):
     """Another process is writing into the same run directory."""
+
+
+class RunDirError(RuntimeError):
+    """A directory that a run must not write into (another run's, or not a run's at all)."""
+
+
+MARKER = ".sslkit-run"  # written into every directory a run creates or claims
+RUN_FILES = {"config.json", "git_sha.txt", "data.json", "metrics.jsonl", "results.json", "eval.json", "checkpoints",
+             "tensorboard", ".lock", MARKER}  # what runs write; anything else is the user's
+
+
+def held_by_another(path: Path) -> bool:
+    """Whether a live process holds the run directory ``path`` (its ``.lock``), without taking it."""
+    import fcntl
+
+    lock = Path(path) / ".lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
 
 
 class RunDir:
@@ -95,6 +120,7 @@ class RunDir:
             raise RunLocked(f"{self.path} is in use by another run (it holds {self.path / '.lock'}); wait for it "
                             "to finish, or choose another --output_dir") from None
         self._lock = f
+        (self.path / MARKER).write_text("a run directory of sslkit.train: config, metrics, checkpoints\n")
         last, prev = self.path / "checkpoints" / "last.pt", self.path / "checkpoints" / "prev.pt"
         if prev.exists() and not last.exists():  # killed between the two renames of a save
             os.replace(prev, last)
@@ -107,11 +133,14 @@ class RunDir:
             self._lock.close()
             self._lock = None
 
-    def write_config(self, config_dict: dict) -> None:
+    def write_config(self, config_dict: dict, data_id: dict | None = None) -> None:
+        """``config.json``, ``git_sha.txt`` and (with ``data_id``) ``data.json``: which data the run trains on."""
         if not self.writer:
             return
         (self.path / "config.json").write_text(json.dumps(config_dict, indent=2, sort_keys=True, default=str))
         (self.path / "git_sha.txt").write_text(git_sha() + "\n")
+        if data_id is not None:
+            (self.path / "data.json").write_text(json.dumps(data_id, indent=2))
 
     def _replace(self, name: str, text: str) -> Path:
         """Write ``name`` atomically (a temporary file, then a rename): a killed writer leaves the old file

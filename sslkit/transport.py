@@ -152,6 +152,18 @@ def _check_scores(scores, lam, r, c):
 
 
 @torch.no_grad()
+def _log_marginals(n: int, k: int, r, c, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """log r (this process's rows; uniform over every process's rows by default) and log c
+    (uniform by default); raises ValueError when their masses differ."""
+    n_total = dist.all_reduce_sum(torch.tensor(float(n), device=dev)).item()
+    log_r = torch.full((n,), -math.log(n_total), device=dev) if r is None else torch.log(r.float().to(dev))
+    log_c = torch.full((k,), -math.log(k), device=dev) if c is None else torch.log(c.float().to(dev))
+    mass_r = dist.all_reduce_sum(log_r.exp().sum()).item()
+    if abs(mass_r - log_c.exp().sum().item()) > 1e-4 * max(1.0, mass_r):
+        raise ValueError(f"marginals must have equal mass: sum(r)={mass_r:.6g}, sum(c)={log_c.exp().sum().item():.6g}")
+    return log_r, log_c
+
+
 def sinkhorn(scores: torch.Tensor, lam: float, r: torch.Tensor | None = None, c: torch.Tensor | None = None,
              max_iters: int = 1000, tol: float = 1e-6, min_iters: int = 0,
              check_every: int | None = None) -> SinkhornResult:
@@ -180,12 +192,7 @@ def sinkhorn(scores: torch.Tensor, lam: float, r: torch.Tensor | None = None, c:
     n, k = scores.shape
     dev = scores.device
     check_every = max(1, int(check_every or (1 if dev.type == "cpu" else 10)))
-    n_total = dist.all_reduce_sum(torch.tensor(float(n), device=dev)).item()
-    log_r = torch.full((n,), -math.log(n_total), device=dev) if r is None else torch.log(r.float().to(dev))
-    log_c = torch.full((k,), -math.log(k), device=dev) if c is None else torch.log(c.float().to(dev))
-    mass_r = dist.all_reduce_sum(log_r.exp().sum()).item()
-    if abs(mass_r - log_c.exp().sum().item()) > 1e-4 * max(1.0, mass_r):
-        raise ValueError(f"marginals must have equal mass: sum(r)={mass_r:.6g}, sum(c)={log_c.exp().sum().item():.6g}")
+    log_r, log_c = _log_marginals(n, k, r, c, dev)
     rr, cc = log_r.exp(), log_c.exp()
     # lam * max = max of lam * scores exactly (lam > 0); the kernel is the one N x K buffer
     alpha = scores.max(1).values.float() * lam if n else torch.zeros(0, device=dev)
@@ -238,7 +245,9 @@ def sinkhorn(scores: torch.Tensor, lam: float, r: torch.Tensor | None = None, c:
 
 
 def swav_codes(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3) -> torch.Tensor:
-    """SwAV's online codes: ``iterations`` Sinkhorn steps on ``exp(scores / epsilon)``, rows summing to 1."""
+    """SwAV's online codes: ``iterations`` Sinkhorn steps on ``exp(scores / epsilon)``, rows summing to 1.
+    Under ``torch.distributed`` each process passes its own rows and gets their codes; the
+    column sums span every process, so the codes equipartition the global batch."""
     return sinkhorn(scores, 1.0 / epsilon, max_iters=iterations, tol=0.0, min_iters=iterations).codes()
 
 
@@ -247,10 +256,15 @@ def sela_labels(log_probs: torch.Tensor, lam: float = 25.0, tol: float = 1e-2, m
     """SeLa's self-labelling step: Sinkhorn on ``P^lambda`` from log-probabilities (N, K).
 
     Returns hard labels (argmax of the plan, or an exactly equipartitioned rounding with
-    ``exact=True``) and the Sinkhorn result.
+    ``exact=True``) and the Sinkhorn result. Under ``torch.distributed`` each process passes
+    its own rows (Sinkhorn reduces the column sums across processes) and gets the labels of
+    every process's rows, in rank order: the labelling of the whole data set.
     """
     res = sinkhorn(log_probs, lam, max_iters=max_iters, tol=tol)
-    labels = balanced_rounding(res.plan) if exact else res.labels()
+    if exact:  # the rounding needs every row of the plan
+        labels = balanced_rounding(dist.all_gather_rows(res.plan))
+    else:
+        labels = dist.all_gather_rows(res.labels())
     return labels, res
 
 

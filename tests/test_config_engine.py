@@ -8,19 +8,19 @@ from sslkit.config import ConfigError
 
 
 def test_typed_overrides():
-    cfg = sk.TrainConfig(method="supervised")
-    model = sk.build_method(cfg, 10)  # fills cfg.params with the method's defaults
-    for key, value in sk.parse_overrides(["--lr=0.2", "--epochs=3", "--params.num_classes=7",
-                                          "--label_smoothing=0.1"]).items():
+    cfg = sk.TrainConfig(method="supervised")  # the method's parameters at their defaults
+    assert cfg.params == sk.METHODS["supervised"].Params()
+    for key, value in sk.parse_overrides(["--lr=0.2", "--epochs", "3", "--params.num_classes=7",
+                                          "--label-smoothing=0.1", "--compile"]).items():
         sk.set_value(cfg, key, value)
     assert cfg.lr == 0.2 and cfg.epochs == 3 and isinstance(cfg.epochs, int)
-    assert cfg.params.num_classes == 7 and cfg.params.label_smoothing == 0.1
-    assert model is not None
+    assert cfg.params.num_classes == 7 and cfg.params.label_smoothing == 0.1 and cfg.compile is True
+    model = sk.build_method(cfg, 10)
+    assert model.head.out_features == 7  # the override reached the network
 
 
 def test_bad_overrides_have_clear_messages():
     cfg = sk.TrainConfig(method="supervised")
-    sk.build_method(cfg, 10)
     with pytest.raises(ConfigError, match="unknown option --lrr.*Did you mean --lr"):
         sk.set_value(cfg, "lrr", "0.1")
     with pytest.raises(ConfigError, match="--epochs=ten: expected a value of type int"):
@@ -67,24 +67,17 @@ def test_a_nan_loss_stops_the_run_before_its_checkpoint(tmp_path):
     cfg = sk.TrainConfig(method="supervised", epochs=2, batch_size=8, knn_every=0, device="cpu")
     cfg.params = sk.METHODS["supervised"].Params(num_classes=2)
     method = sk.build_method(cfg, len(images))
-    step, calls = method.training_step, {"n": 0}
-
-    def poisoned(*args):
-        calls["n"] += 1
-        loss, logs = step(*args)
-        return (loss * float("nan") if calls["n"] == 3 else loss), logs
-
-    method.training_step = poisoned
+    poison = sk.LambdaCallback(on_loss=lambda loop, loss, logs: loss * float("nan") if loop.batch == 2 else None)
     run = sk.RunDir(tmp_path / "run")
     with pytest.raises(FloatingPointError, match="loss is nan at epoch 1, step 2"):
-        sk.fit(method, images, cfg, torch.device("cpu"), labels=labels, run=run, log=None)
+        sk.fit(method, images, cfg, torch.device("cpu"), labels=labels, run=run, log=None, callbacks=[poison])
     assert not run.has_checkpoint() and run.read_metrics() == []
 
 
 def test_fit_rejects_batch_larger_than_data():
     images, labels = _toy_images(16)
     cfg = sk.TrainConfig(method="supervised", epochs=1, batch_size=64)
-    method = sk.build_method(cfg, len(images))
+    method = sk.build_method(cfg, sk.DataInfo(len(images), 2))
     with pytest.raises(ValueError, match="batch_size=64 is larger than the 16 training images"):
         sk.fit(method, images, cfg, torch.device("cpu"), labels=labels, log=None)
 
@@ -115,12 +108,14 @@ def test_device_choice():
 
 
 def test_collapse_warning():
-    from sslkit.engine import collapse_warning
-
-    assert collapse_warning({"epoch": 3, "cluster_entropy": 0.9}) is None
-    msg = collapse_warning({"epoch": 3, "cluster_entropy": 0.1, "largest_cluster": 0.95})
+    advice = sk.Method.collapse_advice
+    assert advice({"epoch": 3, "cluster_entropy": 0.9}) is None
+    msg = advice({"epoch": 3, "cluster_entropy": 0.1, "largest_cluster": 0.95})
     assert "COLLAPSE at epoch 3" in msg and "95%" in msg
-    assert collapse_warning({"epoch": 1}) is None
+    assert advice({"epoch": 1}) is None
+    # SwAV's own check comes after the cluster-size one
+    assert "COLLAPSE at epoch 3" in sk.METHODS["swav"].collapse_advice({"epoch": 3, "cluster_entropy": 0.1})
+    assert "ln K" in sk.METHODS["swav"].collapse_advice({"epoch": 3, "loss_over_lnK": 0.99, "code_entropy": 0.99})
 
 
 def test_deepcluster_without_safeguards_on_constant_images_warns():

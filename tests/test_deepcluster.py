@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 import sslkit as sk
@@ -15,13 +16,30 @@ def _cfg(**kw):
 
 
 def test_recluster_is_pca_whitening_then_kmeans():
+    """Against references: the stored map is scikit-learn's PCA with whitening (up to the sign of
+    each direction), the whitened features are L2-normalised, every image's label is its nearest
+    centroid (brute force), and the centroids are the means of their clusters (Lloyd's fixed point);
+    new images are assigned to the same clusters."""
+    import numpy as np
+    from sklearn.decomposition import PCA
+
     images = _images()
-    m = sk.build_method(_cfg(), len(images))
+    m = sk.build_method(_cfg(kmeans_iters=100), len(images))
     info = m.recluster(images, seed=3)
     feats = m.cluster_features(images)
-    x = sk.fit_pca(feats, 8).transform(feats)
-    ref = sk.kmeans(x, 6, iters=m.params.kmeans_iters, seed=3)
-    assert torch.equal(m.labels, ref.labels)
+    pca = PCA(8, svd_solver="full").fit(feats.double().numpy())
+    var = pca.explained_variance_ * (len(feats) - 1) / len(feats)  # scikit-learn divides by n - 1
+    want = pca.components_.T / np.sqrt(var + 1e-5)  # whitening: eigenvalue power -0.5 (eps 1e-5)
+    got = m.whiten_matrix.double().numpy()
+    signs = np.sign((got * want).sum(0))  # each direction is defined up to its sign
+    assert np.allclose(got * signs, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
+    assert np.allclose(m.whiten_mean.numpy(), pca.mean_, atol=1e-5)
+    x = torch.nn.functional.normalize((feats - m.whiten_mean) @ m.whiten_matrix, dim=1)
+    d = torch.cdist(x.double(), m.centroids.double())
+    assert torch.equal(m.labels, d.argmin(1))
+    for c in range(6):
+        assert torch.allclose(m.centroids[c].double(), x[m.labels == c].double().mean(0), atol=1e-5)
+    assert torch.equal(m.predict_clusters(images)[0], m.labels)
     assert info["used_clusters"] == 6 and "nmi_prev" not in info
     assert "nmi_prev" in m.recluster(images, seed=4)
 
@@ -34,7 +52,10 @@ def test_head_is_reinitialised_each_epoch_and_training_runs():
     truth = torch.arange(len(images)) % 6
     hist = sk.fit(m, images, cfg, torch.device("cpu"), log=None, true_labels=truth)
     assert len(hist) == 3 and all("cluster_entropy" in h for h in hist)
-    assert hist[-1]["nmi_true"] == sk.nmi(m.labels, truth)
+    from sklearn.metrics import normalized_mutual_info_score
+
+    assert hist[-1]["nmi_true"] == pytest.approx(normalized_mutual_info_score(truth.numpy(), m.labels.numpy()),
+                                                 abs=1e-9)
     assert "nmi_prev" in hist[1]
     w = m.head.weight.clone()
     ctx = sk.EpochContext(images=images, epoch=3, device=torch.device("cpu"), cfg=cfg, num_samples=len(images))
@@ -54,10 +75,11 @@ def test_uniform_sampling_order():
     assert sorted(m.sample_order(ctx).tolist()) == list(range(120))
 
 
-def test_presets_resolve():
-    cfg = sk.TrainConfig(method="deepcluster")
-    sk.apply_preset(cfg, "cifar10")
-    assert cfg.params.sobel and cfg.backbone == "alexnet" and cfg.params.pca_dim == 256
-    assert cfg.schedule == "constant"  # the official code never decays the rate (fresh classifier each epoch)
+def test_sobel_parameter_builds_the_sobel_input():
+    """--params.sobel puts DeepCluster's fixed Sobel filters in front of the network: the network sees
+    the two gradient images of the grey image (a closed form: a constant image has none)."""
+    cfg = _cfg(sobel=True)
     m = sk.build_method(cfg, 10)
-    assert m.backbone(torch.rand(2, 3, 32, 32)).shape == (2, 256)
+    assert any(isinstance(layer, sk.Sobel) for layer in m.backbone.stem)
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    assert m.backbone.stem[-1](flat)[..., 1:-1, 1:-1].abs().max() == 0

@@ -75,12 +75,10 @@ def test_missing_offline_says_how_to_fetch(lab_cache):
 
 
 def test_failed_download_leaves_nothing_behind(lab_cache, monkeypatch):
-    import torchvision.datasets.utils as tvu
+    from conftest import free_port
 
-    def no_network(*args, **kwargs):
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(tvu, "download_url", no_network)
+    spec = labdata.registry.SPECS["cifar10"]  # nothing listens on this port: the connection is refused
+    monkeypatch.setattr(spec, "url", f"http://127.0.0.1:{free_port()}/cifar-10-python.tar.gz")
     with pytest.raises(LabDataError, match="could not download"):
         labdata.load("cifar10", "train", download=True)
     raw = lab_cache / "raw"
@@ -157,6 +155,9 @@ def test_subsets_are_balanced_deterministic_and_recorded(tiny_official, lab_cach
     assert torch.equal(full.images[a.indices], a.images)
     c = labdata.load("cifar10", "train", subset=3, seed=1, download=False)
     assert not torch.equal(a.indices, c.indices)
+    # a shuffled order, classes interleaved: the first images of a subset are a fair sample of it
+    assert not torch.equal(a.indices, a.indices.sort().values)
+    assert len(set(a.labels[:10].tolist())) >= 5  # sorted by class, the first 10 would be 4 classes
     assert list((lab_cache / "subsets").glob("cifar10-train-3-seed0.json"))
     with pytest.raises(LabDataError, match="fewer than"):
         labdata.load("cifar10", "train", subset=11, download=False)

@@ -156,12 +156,15 @@ def test_bank_from_features_holds_the_untrained_embeddings():
 
 
 def test_bad_config_is_refused():
-    with pytest.raises(sk.ConfigError, match="loss"):
-        sk.METHODS["npid"].check_config(_cfg(loss="infonce"))
-    with pytest.raises(sk.ConfigError, match="bank_init"):
-        sk.METHODS["npid"].check_config(_cfg(bank_init="zeros"))
+    """Choices are the config's typed checks, ranges NPID's own: all through sk.validate."""
+    with pytest.raises(sk.ConfigError, match="--params.loss=infonce: choose one of nce, softmax"):
+        sk.validate(_cfg(loss="infonce"))
+    with pytest.raises(sk.ConfigError, match="--params.bank_init=zeros: choose one of random, features"):
+        sk.validate(_cfg(bank_init="zeros"))
     with pytest.raises(sk.ConfigError, match="momentum"):
-        sk.METHODS["npid"].check_config(_cfg(bank_momentum=1.0))
+        sk.validate(_cfg(bank_momentum=1.0))
+    with pytest.raises(sk.ConfigError, match="temperature"):
+        sk.validate(_cfg(temperature=0.0))
 
 
 def _worker(rank, world, port, bank, idx, feats, out):

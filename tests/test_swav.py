@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import sslkit as sk
+from references import official_swav_loop
 from conftest import free_port
 from sslkit.engine import collapse_warning
 from sslkit.methods.swav import swapped_prediction_loss
@@ -122,13 +123,13 @@ def test_queue_changes_codes_but_not_the_batch():
     with_queue = m.codes(m.prototype_scores(z), 0, z)
     assert with_queue.shape == (32, 8)  # only the current batch's codes come back
     assert torch.equal(m.queue[0][:32], z)  # ... and the batch entered the queue
-    plain = sk.swav_codes(m.prototype_scores(z), 0.05, 3)
+    plain = official_swav_loop(m.prototype_scores(z).detach(), 0.05, 3).float()
     assert not torch.allclose(with_queue, plain, atol=1e-3)
-    # the reference: Sinkhorn over [queue; batch], last rows kept
+    # the reference: SwAV's published loop over [queue; batch], last rows kept
     # before the update the queue held batch 2, then batch 1
     ref_scores = torch.cat([torch.cat([z_old[32:], z_old[:32]]) @ m.prototypes.weight.t(), z @ m.prototypes.weight.t()])
-    ref = sk.swav_codes(ref_scores.detach(), 0.05, 3)[-32:]
-    assert torch.allclose(with_queue, ref, atol=1e-6)
+    ref = official_swav_loop(ref_scores.detach(), 0.05, 3)[-32:].float()
+    assert torch.allclose(with_queue, ref, atol=1e-5)
 
 
 def _worker(rank, world, port, z, weight, out):

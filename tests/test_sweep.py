@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from sslkit import sweep as sw
+from sslkit.config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_plan_refuses_unknown_names_before_any_run():
-    with pytest.raises(SystemExit, match="unknown method 'simclr'"):
+    with pytest.raises(ConfigError, match="unknown method 'simclr'"):
         sw.plan(["sela", "simclr"], ["cifar10"], [0], "lab")
-    with pytest.raises(SystemExit, match="unknown --budget=huge"):
+    with pytest.raises(ConfigError, match="unknown --budget=huge"):
         sw.plan(["sela"], ["cifar10"], [0], "huge")
     cells = sw.plan(["random", "swav"], ["cifar10", "svhn"], [0, 1], "lab")
     assert len(cells) == 8 and {c.budget for c in cells} == {"lab"}
@@ -49,7 +50,7 @@ def test_sweep_trains_skips_and_resumes(tmp_path, image_folder_tar, monkeypatch)
     """Two methods on a tiny image folder: lines written with their configs; a second sweep skips
     every finished run; a run whose results were lost is finished from its checkpoint, not retrained."""
     path, ref = image_folder_tar
-    extra = ["--subset=full", "--epochs=1", "--batch_size=4", "--knn_k=3", "--params.num_classes=3"]
+    extra = ["--subset=full", "--epochs=1", "--batch_size=4", "--knn_k=3"]
     cells = sw.plan(["random", "supervised"], [str(path)], [0, 1], "lab", extra)
     results = tmp_path / "res" / "runs.jsonl"
     sw.sweep(cells, tmp_path / "root", results, inprocess=True)
@@ -92,9 +93,9 @@ def test_sweep_trains_skips_and_resumes(tmp_path, image_folder_tar, monkeypatch)
 
 
 def test_a_variant_gets_its_own_runs_and_rows_beside_the_plain_method(tmp_path, image_folder_tar):
-    with pytest.raises(SystemExit, match="lower-case letters"):
+    with pytest.raises(ConfigError, match="lower-case letters"):
         sw.plan(["swav"], ["cifar10"], [0], "lab", ["--params.hard_codes=true"], variant="Hard codes")
-    with pytest.raises(SystemExit, match="no options follow"):
+    with pytest.raises(ConfigError, match="no options follow"):
         sw.plan(["swav"], ["cifar10"], [0], "lab", [], variant="hard_codes")
     path, _ = image_folder_tar
     extra = ["--subset=full", "--epochs=1", "--batch_size=4", "--knn_k=3", "--params.num_classes=3"]
@@ -128,7 +129,7 @@ def test_a_run_directory_of_an_older_config_is_refused_before_any_run(tmp_path, 
     cfg.epochs, cfg.subset, cfg.batch_size, cfg.seed, cfg.precision = 1, "full", 8, 0, "fp32"
     (old / "config.json").write_text(cfg.to_json())
     (old / "results.json").write_text("{}")
-    with pytest.raises(SystemExit, match="hold another config") as err:
+    with pytest.raises(ConfigError, match="hold another config") as err:
         sw.sweep(cells, tmp_path, tmp_path / "runs.jsonl")
     assert "precision: 'fp32' there, 'auto' now" in str(err.value) and not (tmp_path / "runs.jsonl").exists()
 
@@ -142,10 +143,18 @@ def test_rows_of_another_budget_length_or_precision_are_not_averaged_together():
 
 
 def test_supervised_cells_get_one_output_per_class_of_a_registered_dataset():
-    (c10,) = sw.plan(["supervised"], ["cifar10"], [0], "lab")
-    (c100,) = sw.plan(["supervised"], ["cifar100"], [0], "lab")
-    assert "--params.num_classes=10" in c10.train_args(Path("r"))
-    assert "--params.num_classes=100" in c100.train_args(Path("r"))
+    """No option names the head's size: the config resolves it from the data set (what the sweep's
+    check of stored run directories compares against, before any data is read)."""
+    import sslkit as sk
+    from sslkit.cli import parse_train_args
+    from sslkit.data import describe
+
+    for dataset, classes in (("cifar10", 10), ("cifar100", 100)):
+        (cell,) = sw.plan(["supervised"], [dataset], [0], "lab")
+        assert not any("num_classes" in a for a in cell.train_args(Path("r")))
+        cfg = parse_train_args(cell.train_args(Path("r"))).cfg
+        assert cfg.params.num_classes == 0
+        assert sk.validate(cfg, describe(cfg)).params.num_classes == classes
 
 
 def test_svhn_runs_through_the_sweep_on_official_mat_files(tmp_path, tiny_official):

@@ -49,7 +49,7 @@ def test_sela_run_writes_a_complete_run_directory(tiny_cifar, capsys):
     (["--method=sela", "--optimizer=adam"], "--optimizer=adam: choose one of sgd, adamw, lars"),
     (["--method=sela", "--schedule=linear"], "--schedule=linear: choose one of cosine, constant, step"),
     (["--method=sela", "--precision=bf32"], "--precision=bf32: choose one of fp32, bf16, fp16, auto"),
-    (["--method=npid", "--loss=ncee"], "--loss=ncee: choose one of nce, softmax"),
+    (["--method=npid", "--loss", "ncee"], "loss=ncee: choose one of nce, softmax"),
     (["--method=sela", "--lr=-0.1"], "--lr=-0.1: must be >= 0"),
     (["--method=sela", "--lr=nan"], "--lr=nan: must be a finite number"),
     (["--method=sela", "--weight_decay=-1e-4"], "--weight_decay=-0.0001: must be >= 0"),
@@ -91,7 +91,7 @@ def test_sk_fit_refuses_what_the_command_line_refuses():
                          (dict(lr=float("nan")), "finite"), (dict(knn_k=0), "at least 1"),
                          (dict(device="gpu"), "unknown device"), (dict(weight_decay=-1.0), ">= 0")]:
         cfg = sk.TrainConfig(**{**dict(method="supervised", epochs=1, batch_size=8, knn_every=0, device="cpu"), **bad})
-        method = sk.build_method(sk.TrainConfig(method="supervised", device="cpu"), len(images))
+        method = sk.build_method(sk.TrainConfig(method="supervised", device="cpu"), sk.DataInfo(len(images), 1))
         with pytest.raises(sk.ConfigError, match=message):
             sk.fit(method, images, cfg, log=None, labels=torch.zeros(16, dtype=torch.long))
     cfg = sk.TrainConfig(method="sela", epochs=1, batch_size=8, device="cpu")
@@ -234,22 +234,32 @@ def test_a_second_run_into_a_busy_directory_is_refused(tiny_cifar, capsys):
 
 def test_a_run_that_failed_in_its_first_epoch_does_not_block_the_corrected_rerun(tiny_cifar, capsys):
     out = tiny_cifar / "first"
-    # what a run that died in its first epoch leaves: its config (lr 5.0 diverged) and a metrics line
+    # what a run that died in its first epoch leaves (lr 5.0 diverged): its marker, config and git SHA, and
+    # an empty metrics.jsonl (a metrics line is only written after its epoch's checkpoint)
     out.mkdir()
+    (out / ".sslkit-run").write_text("a run directory\n")
     (out / "config.json").write_text(json.dumps({"method": "sela", "lr": 5.0}))
-    (out / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "loss": float("nan")}) + "\n")
+    (out / "git_sha.txt").write_text("abc\n")
+    (out / "metrics.jsonl").write_text("")
     assert main(RUN + ["--epochs=2", "--lr=0.05", f"--output_dir={out}"]) == 0
     assert "never finished its first epoch" in capsys.readouterr().out
     assert _epochs(out) == [1, 2] and json.loads((out / "config.json").read_text())["lr"] == 0.05
 
 
-def test_a_supervised_head_that_does_not_fit_the_classes_is_refused_before_training(tmp_path, image_folder_tar):
-    """The lab preset's 10 outputs on a 3-class folder: refused with the option to pass, and no directory left."""
+def test_a_supervised_head_that_does_not_fit_the_classes_is_refused_before_training(tmp_path, image_folder_tar,
+                                                                                       capsys):
+    """An explicit head of 10 outputs on a 3-class folder: refused with the option to pass, and no directory
+    left; the lab preset's head (num_classes 0) takes the data's 3 classes."""
+    import torch
+
     path, _ = image_folder_tar
     out = tmp_path / "run"
-    rc = main(["--method=supervised", "--preset=lab", f"--dataset={path}", "--subset=full", "--batch_size=4",
-               "--device=cpu", f"--output_dir={out}"])
-    assert rc == 2 and not out.exists()
-    rc = main(["--method=supervised", "--preset=lab", f"--dataset={path}", "--subset=full", "--batch_size=4",
-               "--epochs=1", "--params.num_classes=3", "--device=cpu", f"--output_dir={out}"])
-    assert rc == 0 and (out / "results.json").exists()
+    base = ["--method=supervised", "--preset=lab", f"--dataset={path}", "--subset=full", "--batch_size=4",
+            "--device=cpu", f"--output_dir={out}"]
+    assert main(base + ["--params.num_classes=10"]) == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "--params.num_classes=10 but" in err and "has 3 classes" in err
+    assert main(base + ["--epochs=1"]) == 0 and (out / "results.json").exists()
+    assert json.loads((out / "config.json").read_text())["params"]["num_classes"] == 3
+    model = torch.load(out / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert model["head.weight"].shape[0] == 3

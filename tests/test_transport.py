@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 
 import sslkit as sk
 from conftest import free_port
+from references import official_swav_loop, textbook_sinkhorn
 from sslkit.transport import balanced_rounding, exact_transport, sela_labels, sinkhorn, swav_codes
 
 
@@ -19,14 +20,7 @@ def _scores(n=60, k=5, seed=0):
     return torch.log_softmax(torch.randn(n, k, generator=g) * 2, dim=1)
 
 
-def _textbook_sinkhorn(P, lam, r, c, iters=5000):
-    """diag(a) P^lam diag(b) by alternating scaling, float64 NumPy (columns, then rows)."""
-    K = np.asarray(P, dtype=np.float64) ** lam
-    a, b = np.ones(K.shape[0]), np.ones(K.shape[1])
-    for _ in range(iters):
-        b = c / (K.T @ a)
-        a = r / (K @ b)
-    return a[:, None] * K * b[None, :]
+_textbook_sinkhorn = textbook_sinkhorn
 
 
 def test_marginals_and_textbook_reference():
@@ -99,18 +93,7 @@ def test_sela_and_swav_forms_are_one_algorithm():
     assert np.allclose(q_swav.double().numpy(), q_sela, atol=1e-7)
 
 
-def _official_swav_loop(out, eps, iters):
-    """SwAV's published procedure, transcribed: K x B matrix, prototypes then samples."""
-    Q = torch.exp(out.double() / eps).t()
-    B, K = Q.shape[1], Q.shape[0]
-    Q /= Q.sum()
-    for _ in range(iters):
-        Q /= Q.sum(dim=1, keepdim=True)
-        Q /= K
-        Q /= Q.sum(dim=0, keepdim=True)
-        Q /= B
-    Q *= B
-    return Q.t()
+_official_swav_loop = official_swav_loop
 
 
 def test_swav_codes_match_the_published_loop():

@@ -39,21 +39,19 @@ FULL = dict(sinkhorn=(1_281_167, 3000), kmeans=(1_000_000, 256, 20_000), backbon
 QUICK = dict(sinkhorn=(20_000, 300), kmeans=(20_000, 64, 100), backbone_steps=2, batch=32)
 
 
+from .timing import images_per_s, machine_name, matmul_rate, read_bandwidth, timed
+
+
 def _seconds(fn, device):
     """(seconds, result) of one call, the device synchronised around it."""
-    from .__main__ import _timed
-
-    return _timed(fn, device, 1)
+    return timed(fn, device, 1)
 
 
 def _matmul_rate(device, dtype) -> float:
-    from .__main__ import matmul_rate
-
     return matmul_rate(device, n=4096 if device.type == "cuda" else 1024, dtype=dtype)
 
 
 def check_sinkhorn(device, n, k, lam=25.0, tol=0.1) -> dict:
-    from ..bench.__main__ import read_bandwidth
     from ..transport import sinkhorn
 
     g = torch.Generator(device=device).manual_seed(0)
@@ -84,31 +82,31 @@ def check_kmeans(device, n, d, k, iters=20) -> dict:
 
 
 def _method_for(name, preset, device, n, quick):
+    """The method with its ``preset`` (the lab preset shrunk by ``smoke_params`` with ``quick``),
+    its optimiser and a context over ``n`` random images, after its offline work."""
     from .. import TrainConfig, apply_preset, build_method
+    from ..data import DataInfo
     from ..methods import EpochContext
     from ..optim import make_optimizer
+    from ..registry import get_method
 
+    cls = get_method(name)
     cfg = apply_preset(TrainConfig(method=name, device=str(device)), preset)
     cfg.precision = "bf16" if device.type == "cuda" or not quick else "fp32"
     if quick:
         cfg.batch_size = QUICK["batch"]
-        p = cfg.params
-        for key, value in dict(num_prototypes=16, queue_length=0, proj_hidden=64, num_clusters=8,
-                               num_heads=2, mlp_hidden=64, pca_dim=16, num_noise=64).items():
-            if hasattr(p, key):
-                setattr(p, key, value)
-    method = build_method(cfg, n).to(device)
+        cfg.params = cls.smoke_params(cfg.params, cfg.batch_size)
+    method = build_method(cfg, DataInfo(n, 10)).to(device)
     images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, device=device)
-    ctx = EpochContext(images=images, epoch=0, device=device, cfg=cfg, num_samples=n)
-    method.on_epoch_start(ctx)  # offline work (labels, bank) before the timed steps
     opt = make_optimizer(cfg, [q for q in method.parameters() if q.requires_grad])
-    ctx.optimizer = opt
+    ctx = EpochContext(images=images, epoch=0, device=device, cfg=cfg, num_samples=n, optimizer=opt)
+    method.on_epoch_start(ctx)  # offline work (labels, bank) before the timed steps
     return cfg, method, images, ctx, opt
 
 
 def check_training(device, methods, quick) -> list[dict]:
-    from ..engine import _autocast, _backbone_precision
-    from .__main__ import _images_per_s
+    from ..engine import train_step
+    from ..precision import set_backbone_precision
 
     steps = (QUICK if quick else FULL)["backbone_steps"]
     peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -118,27 +116,32 @@ def check_training(device, methods, quick) -> list[dict]:
         preset = "lab" if quick else "cifar10"
         n = 4 * (QUICK if quick else FULL)["batch"]
         cfg, method, images, ctx, opt = _method_for(name, preset, device, n, quick)
-        _backbone_precision(method, cfg.precision, device)
+        set_backbone_precision(method, cfg.precision, device)
         labels = torch.randint(0, 10, (n,), device=device)
         b = cfg.batch_size
 
         def step(i):
             idx = torch.arange(i * b, (i + 1) * b, device=device) % n
-            with _autocast(cfg.precision, device):
-                loss, _ = method(images[idx], idx, labels[idx] if method.uses_labels else None)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ctx.step += 1
-            method.on_step_end(ctx)
+            train_step(method, opt, images[idx], idx, labels[idx] if method.uses_labels else None,
+                       precision=cfg.precision, device=device, ctx=ctx)
 
-        ips, flops_per_image = _images_per_s(step, steps, b, device)
+        ips, flops_per_image = images_per_s(step, steps, b, device)
         rows.append({"method": name, "preset": preset, "backbone": cfg.backbone, "batch": b,
                      "precision": cfg.precision, "images_per_s": ips, "GFLOP_per_image": flops_per_image / 1e9,
                      "achieved_TFLOP_per_s": ips * flops_per_image / 1e12,
                      "MFU": ips * flops_per_image / (peak * 1e9), "peak_matmul_GFLOP_per_s": peak,
                      "peak_dtype": str(peak_dtype).replace("torch.", "")})
     return rows
+
+
+def _smoke_options(name, preset, batch_size) -> list[str]:
+    """``--params.KEY=VALUE`` for every parameter ``smoke_params`` changes in the preset."""
+    from .. import TrainConfig, apply_preset
+    from ..registry import get_method
+
+    cfg = apply_preset(TrainConfig(method=name), preset)
+    small = get_method(name).smoke_params(cfg.params, batch_size)
+    return [f"--params.{k}={v}" for k, v in vars(small).items() if getattr(cfg.params, k) != v]
 
 
 def check_presets(device, methods, epochs, quick, subset) -> list[dict]:
@@ -150,11 +153,9 @@ def check_presets(device, methods, epochs, quick, subset) -> list[dict]:
         with tempfile.TemporaryDirectory() as tmp:
             args = [f"--method={name}", f"--preset={preset}", f"--epochs={epochs}", f"--device={device}",
                     f"--output_dir={tmp}/run", "--knn_every=0"]
-            if quick:  # a tiny subset: each method's sizes shrunk to fit a batch of 16
+            if quick:  # a tiny subset: each method's sizes shrunk to fit a batch of 16 (its smoke_params)
                 args += [f"--subset={subset}", "--batch_size=16", "--precision=fp32"]
-                args += {"swav": ["--params.num_prototypes=16", "--params.freeze_prototypes_steps=1"],
-                         "deepcluster": ["--params.num_clusters=8", "--params.pca_dim=16"],
-                         "sela": ["--params.num_clusters=8"], "npid": ["--params.num_noise=64"]}.get(name, [])
+                args += _smoke_options(name, preset, 16)
             t0 = time.time()
             rc = train_main(args)
             wall = time.time() - t0
@@ -170,16 +171,15 @@ def check_presets(device, methods, epochs, quick, subset) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    from ..bench.__main__ import machine_name
     from ..device import pick_device
-    from ..methods import METHODS
+    from ..registry import method_names
 
     ap = argparse.ArgumentParser(prog="python -m sslkit.bench gpu", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default=None, help="cuda, cuda:N, cpu (default: the best available)")
     ap.add_argument("--quick", action="store_true", help="small sizes: the same code in about a minute on a CPU")
     ap.add_argument("--quick-subset", type=int, default=20, help="--quick: images per class for the preset runs")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=method_names(), choices=method_names())
     ap.add_argument("--preset-epochs", type=int, default=3, help="epochs of each method's cifar10 preset")
     ap.add_argument("--skip", nargs="*", default=[], choices=["sinkhorn", "kmeans", "training", "presets"])
     ap.add_argument("--json", default=None, help="also write every figure to this file")

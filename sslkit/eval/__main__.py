@@ -1,87 +1,87 @@
-"""python -m sslkit.eval --checkpoint=RUN_DIR/checkpoints/last.pt [--key=value ...]
+"""python -m sslkit.eval --checkpoint RUN_DIR [--dataset NAME] [--subset S] [--device D] [--output FILE]
 
 Evaluates a checkpoint written by ``python -m sslkit.train``: weighted kNN, the linear
-probe on frozen features, and NMI / ARI / Hungarian accuracy of each clustering head on
-the test images. The data set, subset and kNN settings come from the checkpoint's config
-unless overridden. Writes JSON (default: ``eval.json`` beside the run's ``config.json``).
-
-Options:
-    --checkpoint=PATH   a .pt file, or a run directory (its checkpoints/last.pt)
-    --dataset=NAME      evaluate on another data set (e.g. a model trained on cifar10 on cifar100)
-    --subset=NAME       lab | mini | full | images per class
-    --device=NAME       auto | cpu | cuda | ...
-    --linear=false      skip the linear probe
-    --output=PATH       where to write the JSON
+probe on frozen features, k-means with K = classes on the features, and NMI / ARI /
+majority-vote accuracy of each clustering head on the test images. The data set, subset and
+kNN settings come from the checkpoint's config unless overridden. Writes JSON (default:
+``eval.json`` in the run directory). Every option is checked before anything is loaded.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-OPTIONS = ("checkpoint", "dataset", "subset", "device", "linear", "output")
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sslkit.eval", description=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="a .pt file, or a run directory (its checkpoints/last.pt)")
+    p.add_argument("--dataset", help="evaluate on another data set (e.g. a model trained on cifar10 on cifar100)")
+    p.add_argument("--subset", help="lab | mini | full | images per class")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--linear", default="true", choices=["true", "false"], help="run the linear probe")
+    p.add_argument("--output", help="where to write the JSON (default: eval.json in the run directory)")
+    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return 0
-    from ..config import ConfigError, config_from_dict, parse_overrides, set_value
+def _checks(args):
+    """The checkpoint's config with the overrides, the checkpoint path and the output path, all
+    checked (device, data set name, output folder writable) before any evaluation."""
+    import torch
 
-    try:
-        opts = parse_overrides(argv)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    unknown = sorted(set(opts) - set(OPTIONS))
-    if unknown:
-        print(f"error: unknown option --{unknown[0]}; options: {', '.join('--' + o for o in OPTIONS)}", file=sys.stderr)
-        return 2
-    if "checkpoint" not in opts:
-        print("error: --checkpoint=PATH is required (a .pt file or a run directory)", file=sys.stderr)
-        return 2
-    path = Path(opts["checkpoint"])
+    from ..config import ConfigError, config_from_dict, set_value
+    from ..run_plan import check_output_dir
+    from ..validation import validate
+
+    path = Path(args.checkpoint).expanduser()
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
     if not path.is_file():
-        print(f"error: no checkpoint at {path}", file=sys.stderr)
-        return 2
-
-    import torch
-
-    import labdata
-
-    from .. import engine
-    from ..train import load_data
-    from .report import evaluate_method
-
+        raise ConfigError(f"no checkpoint at {path}: give a run directory of sslkit.train or its .pt file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
         saved = state["config"]
     except Exception as exc:  # a truncated or foreign file
-        print(f"error: {path} is not an sslkit checkpoint ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return 2
+        raise ConfigError(f"{path} is not an sslkit checkpoint ({type(exc).__name__}: {exc})") from None
     cfg = config_from_dict(saved)
     for key in ("dataset", "subset", "device"):
-        if key in opts:
-            set_value(cfg, key, opts[key])
+        if getattr(args, key) is not None:
+            set_value(cfg, key, getattr(args, key))
+    validate(cfg)  # the device, the data set's name, ... as a run checks them
+    out = Path(args.output).expanduser() if args.output else path.parent.parent / "eval.json"
+    if out.is_dir():
+        raise ConfigError(f"--output={out} is a directory; name a file")
+    check_output_dir(out.parent)
+    return state, cfg, path, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import labdata
+
+    from ..config import ConfigError
+    from ..runs import RunDirError
+
+    args = _parser().parse_args(argv)
     try:
+        state, cfg, path, out = _checks(args)
+        from ..data import load_data
+        from ..engine import resolve_device
+        from ..runs import method_from_checkpoint
+        from .report import evaluate_method
+
         train, test = load_data(cfg)
-    except labdata.LabDataError as exc:
+        device = resolve_device(cfg)
+        method = method_from_checkpoint(state, cfg, default_samples=len(train)).to(device)
+    except (ConfigError, RunDirError, labdata.LabDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    device = engine.resolve_device(cfg)
-    from ..runs import method_from_checkpoint
-
-    method = method_from_checkpoint(state, cfg, default_samples=len(train)).to(device)
     results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
-                              knn_temperature=cfg.knn_temperature,
-                              linear=opts.get("linear", "true").lower() not in ("0", "false", "no"))
+                              knn_temperature=cfg.knn_temperature, linear=args.linear == "true")
     results.update({"checkpoint": str(path), "epoch": state.get("epoch"), "dataset": cfg.dataset,
                     "subset": cfg.subset, "device": str(device)})
-    out = Path(opts.get("output") or path.parent.parent / "eval.json")
     out.write_text(json.dumps(results, indent=2))
     line = f"kNN {results['knn_acc']:.2f}%"
     if "linear_acc" in results:

@@ -4,7 +4,12 @@
   normalisation, scikit-learn's default and the one DeepCluster reports).
 * ``ari``: adjusted Rand index (Hubert & Arabie, 1985).
 * ``hungarian_accuracy``: accuracy after the best one-to-one map from clusters to classes
-  (scipy's ``linear_sum_assignment``); clusters left unmatched count as errors.
+  (scipy's ``linear_sum_assignment``); clusters left unmatched count as errors. It is the
+  measure for a clustering with as many clusters as classes: with K > classes most clusters
+  stay unmatched, and the accuracy is capped near classes / K.
+* ``majority_accuracy``: each cluster takes the class most of its images have (many-to-one),
+  the standard accuracy of an over-clustering; with K = N it is 100 %, so read it beside
+  NMI and K.
 * ``cluster_report``: cluster sizes, their entropy, the effective number of clusters
   exp(H) and the largest cluster's share: a collapsed labelling has entropy near 0.
 """
@@ -88,6 +93,12 @@ def hungarian_accuracy(pred, true) -> float:
     return 100.0 * (lut[pred] == true).double().mean().item()
 
 
+def majority_accuracy(pred, true) -> float:
+    """Accuracy (in %) when every cluster of ``pred`` is labelled by its most frequent class."""
+    n = contingency(pred, true)
+    return 100.0 * float(n.max(1).values.sum() / n.sum())
+
+
 def cluster_sizes(assign, num_clusters: int | None = None) -> torch.Tensor:
     assign = torch.as_tensor(assign).cpu().long()
     return torch.bincount(assign, minlength=num_clusters or int(assign.max()) + 1)
@@ -133,6 +144,12 @@ def collapse_statistics(assign, num_clusters: int) -> dict:
             "cluster_usage_hist": usage_histogram(rep["sizes"])}
 
 
-def clustering_metrics(pred, true) -> dict:
-    """NMI, ARI and Hungarian accuracy of ``pred`` against ground-truth ``true``."""
-    return {"nmi": nmi(pred, true), "ari": ari(pred, true), "acc": hungarian_accuracy(pred, true)}
+def clustering_metrics(pred, true, num_clusters: int | None = None) -> dict:
+    """NMI, ARI and majority-vote accuracy of ``pred`` against ground-truth ``true``, and the
+    Hungarian (one-to-one) accuracy only when the clustering has as many clusters as there are
+    classes (``num_clusters``: the clustering's K, default the clusters ``pred`` uses); else None."""
+    pred, true = torch.as_tensor(pred).cpu(), torch.as_tensor(true).cpu()
+    k = num_clusters or len(torch.unique(pred))
+    one_to_one = hungarian_accuracy(pred, true) if k == len(torch.unique(true)) else None
+    return {"nmi": nmi(pred, true), "ari": ari(pred, true), "majority_acc": majority_accuracy(pred, true),
+            "hungarian_acc": one_to_one}

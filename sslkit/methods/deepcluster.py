@@ -16,22 +16,23 @@ Sobel filters) removes colour as an easy cue, as in the paper.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import dist
-from ..augment import augment, to_float
+from ..augment import augment
 from ..cluster import fit_pca, kmeans, uniform_cluster_sampler
-from ..config import opt
+from ..config import ConfigError, opt
 from ..eval.metrics import collapse_statistics, nmi
-from .base import LAB_EPOCHS, EpochContext, Method, hidden_layer, view_recipe
+from ..passes import batched, batched_argmax
+from .base import LAB_EPOCHS, EpochContext, Method, ViewParams, hidden_layer
 
 
 @dataclass
-class DeepClusterParams:
+class DeepClusterParams(ViewParams):
     num_clusters: int = opt(100, 'K (paper: 10,000 on ImageNet; more clusters than classes helps)')
     pca_dim: int = opt(64, 'paper: 256 (from 4096)')
     kmeans_iters: int = opt(20, 'Lloyd iterations per reclustering (stops earlier when no point moves)')
@@ -39,29 +40,58 @@ class DeepClusterParams:
     sobel: bool = opt(False, 'paper: True')
     uniform_sampling: bool = opt(True, "the safeguards, switchable for chapter 04's experiments")
     reseed_empty: bool = opt(True, "re-seed empty clusters by splitting a large one (paper's fix)")
-    crop_scale_min: float = opt(0.2, 'random-resized crops cover (crop_scale_min, 1) of the image')
-    jitter_strength: float = opt(0.5, 'colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)')
-    gray_p: float = opt(0.2, 'probability of turning a view grey')
+
+
 class DeepCluster(Method):
     name = "deepcluster"
+    title = "DeepCluster"
     Params = DeepClusterParams
+    per_sample_buffers = ("labels",)
 
     def __init__(self, backbone, params: DeepClusterParams, num_samples: int):
         super().__init__(backbone, params, num_samples)
         self.mlp, dim = hidden_layer(backbone.dim, params.mlp_hidden)
         self.head = nn.Linear(dim, params.num_clusters)
         self.register_buffer("labels", torch.full((num_samples,), -1, dtype=torch.long))
-        self.aug = view_recipe(params)
+        # the last clustering's map from the feature layer to k-means' space and its centroids, so new
+        # images are assigned by the method's own clustering (the nearest centroid), not the classifier
+        d = min(params.pca_dim, dim)
+        self.register_buffer("whiten_mean", torch.zeros(dim))
+        self.register_buffer("whiten_matrix", torch.zeros(dim, d))
+        self.register_buffer("centroids", torch.zeros(params.num_clusters, d))
+        self.aug = params.view_recipe()
         self._gen = torch.Generator().manual_seed(0)
+
+    @classmethod
+    def check_config(cls, cfg, data=None) -> None:
+        p = cfg.params
+        if p.num_clusters < 2:
+            raise ConfigError(f"DeepCluster: --params.num_clusters={p.num_clusters}: k-means needs at least 2 clusters "
+                              "(one cluster is the trivial solution; the paper over-clusters, 10x the classes)")
+        if p.pca_dim < 1 or p.kmeans_iters < 1 or p.mlp_hidden < 0:
+            raise ConfigError("DeepCluster: --params.pca_dim and --params.kmeans_iters must be at least 1 and "
+                              "--params.mlp_hidden >= 0")
+        if data is not None and p.num_clusters > data.num_samples:
+            raise ConfigError(f"DeepCluster: --params.num_clusters={p.num_clusters} is more than the "
+                              f"{data.num_samples} training images to cluster; use fewer clusters")
+
+    @classmethod
+    def cluster_count(cls, params) -> int:
+        return params.num_clusters
+
+    @classmethod
+    def backbone_options(cls, params) -> dict:
+        return {"sobel": params.sobel}
+
+    @classmethod
+    def smoke_params(cls, params, batch_size: int):
+        return replace(params, num_clusters=min(params.num_clusters, 8), pca_dim=min(params.pca_dim, 16),
+                       mlp_hidden=min(params.mlp_hidden, 64))
 
     @torch.no_grad()
     def cluster_features(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        was = self.training
-        self.eval()
-        feats = torch.cat([self.mlp(self.backbone(to_float(images[i:i + batch_size]))).float()
-                           for i in range(0, len(images), batch_size)])
-        self.train(was)
-        return feats
+        """The feature layer's output for every image (eval mode, no augmentation)."""
+        return batched(lambda x: self.mlp(self.backbone(x)).float(), images, module=self, batch_size=batch_size)
 
     @torch.no_grad()
     def recluster(self, images: torch.Tensor, seed: int = 0) -> dict:
@@ -78,6 +108,9 @@ class DeepCluster(Method):
         old = self.labels.clone()
         labels = dist.gather_shards(res.labels, len(images))
         self.labels.copy_(labels)
+        self.whiten_mean.copy_(pca.mean)
+        self.whiten_matrix.copy_(pca.components / torch.sqrt(pca.variances + pca.eps))
+        self.centroids.copy_(res.centroids)
         out = {"cluster_time_s": time.time() - t0, "kmeans_inertia": res.inertia,
                "empty_reseeded": res.empty_reseeded, **collapse_statistics(labels.cpu(), self.params.num_clusters)}
         if (old >= 0).all():
@@ -87,10 +120,15 @@ class DeepCluster(Method):
     def pseudo_labels(self) -> torch.Tensor:
         return self.labels
 
-    def predict_clusters(self, images):
-        from ..eval.report import batched_argmax
+    def centroid_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Minus the squared distance of each image's whitened, L2-normalised feature to each
+        centroid of the last k-means (up to a constant per image): its argmax is the nearest one."""
+        y = F.normalize((self.mlp(self.backbone(x)).float() - self.whiten_mean) @ self.whiten_matrix, dim=1)
+        return 2 * y @ self.centroids.t() - self.centroids.pow(2).sum(1)
 
-        return [batched_argmax(lambda x: self.head(self.mlp(self.backbone(x))), images, self.labels.device)]
+    def predict_clusters(self, images):
+        """The cluster of each image in the last k-means: its nearest centroid in the whitened space."""
+        return [batched_argmax(self.centroid_scores, images, module=self)]
 
     def get_extra_state(self):
         return {"sampler_generator": self._gen.get_state()}  # saved in state_dict, so a resumed run samples alike

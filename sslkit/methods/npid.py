@@ -22,22 +22,23 @@ weighted kNN with the bank as the training features.
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..augment import augment, to_float
+from ..augment import augment
 from ..config import opt, ConfigError
 from ..eval.knn import knn_accuracy
 from ..nce import (exact_instance_loss, init_memory_bank, monte_carlo_normalizer, nce_loss, nce_scores,
                    proximal_term, sample_noise, update_memory_bank)
-from .base import LAB_EPOCHS, EpochContext, Method, view_recipe
+from ..passes import batched
+from .base import LAB_EPOCHS, EpochContext, Method, ViewParams
 
 
 @dataclass
-class NpidParams:
+class NpidParams(ViewParams):
     dim: int = opt(128, 'embedding / bank dimension (paper: 128)')
     loss: typing.Literal["nce", "softmax"] = opt("nce", 'nce | softmax (exact, O(N) per image)')
     num_noise: int = opt(4096, 'm, noise samples per image (paper: 4096)')
@@ -47,12 +48,13 @@ class NpidParams:
     proximal: float = opt(0.0, 'lambda of the proximal term (0: off)')
     head_bn: bool = opt(True, 'batch-normalise the embedding before L2 (centres it; see chapter 06)')
     bank_init: typing.Literal["random", "features"] = opt("random", 'random (the paper) | features (one pass of the untrained network, no augmentation)')
-    crop_scale_min: float = opt(0.2, 'random-resized crops cover (crop_scale_min, 1) of the image')
-    jitter_strength: float = opt(0.5, 'colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)')
-    gray_p: float = opt(0.2, 'probability of turning a view grey')
+
+
 class NPID(Method):
     name = "npid"
+    title = "NPID (instance discrimination)"
     Params = NpidParams
+    per_sample_buffers = ("bank",)
 
     def __init__(self, backbone, params: NpidParams, num_samples: int):
         super().__init__(backbone, params, num_samples)
@@ -62,21 +64,27 @@ class NPID(Method):
         self.register_buffer("bank", init_memory_bank(num_samples, params.dim, generator=g))
         self.register_buffer("z", torch.tensor(-1.0))  # NCE normaliser; < 0 until estimated
         self.register_buffer("bank_ready", torch.tensor(params.bank_init == "random"))
-        self.aug = view_recipe(params)
+        self.aug = params.view_recipe()
         self._pending: tuple | None = None  # (indices, features) to write after the optimiser step
         self._z_fixed = False  # z known to be estimated (read once per epoch, not per step)
 
     @classmethod
-    def check_config(cls, cfg) -> None:
+    def check_config(cls, cfg, data=None) -> None:
+        """Ranges the types do not say (the config already checked the choices of loss and bank_init)."""
         p = cfg.params
-        if p.loss not in ("nce", "softmax"):
-            raise ConfigError(f"NPID: --params.loss must be 'nce' or 'softmax', not {p.loss!r}")
         if p.loss == "nce" and p.num_noise < 1:
             raise ConfigError("NPID: --params.num_noise must be at least 1 (the paper uses 4096)")
-        if p.bank_init not in ("random", "features"):
-            raise ConfigError(f"NPID: --params.bank_init must be 'random' or 'features', not {p.bank_init!r}")
         if not 0.0 <= p.bank_momentum < 1.0:
             raise ConfigError("NPID: --params.bank_momentum must be in [0, 1) (the paper uses 0.5)")
+        if not 0 < p.temperature < float("inf") or p.dim < 1 or not 0 <= p.proximal < float("inf"):
+            raise ConfigError("NPID: --params.temperature must be a positive number, --params.dim at least 1 and "
+                              "--params.proximal >= 0 (the paper: 0.07, 128)")
+        if data is not None and data.num_samples < 2:
+            raise ConfigError("NPID: instance discrimination needs at least 2 training images")
+
+    @classmethod
+    def smoke_params(cls, params, batch_size: int):
+        return replace(params, num_noise=min(params.num_noise, 64), dim=min(params.dim, 32))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.embed_head(self.backbone(x)), dim=1)
@@ -85,8 +93,8 @@ class NPID(Method):
     def init_bank_from_features(self, images: torch.Tensor, batch_size: int = 256) -> None:
         """Fill the bank with the current network's embeddings of the un-augmented images
         (batch statistics in the normalisation layers, as during training)."""
-        for i in range(0, len(images), batch_size):
-            self.bank[i:i + batch_size] = self.embed(to_float(images[i:i + batch_size])).float()
+        self.bank.copy_(batched(lambda x: self.embed(x).float(), images, module=self, train=True,
+                                batch_size=batch_size))
         self.bank_ready.fill_(True)
 
     def on_epoch_start(self, ctx: EpochContext) -> dict:
@@ -128,12 +136,8 @@ class NPID(Method):
         train_images, train_labels, test_images, test_labels = eval_data
         if len(train_labels) != len(self.bank):
             return {}
-        was = self.training
-        self.eval()
         dev = self.bank.device
-        feats = torch.cat([self.embed(to_float(test_images[i:i + 512].to(dev)))
-                           for i in range(0, len(test_images), 512)])
-        self.train(was)
+        feats = batched(self.embed, test_images, module=self)
         return {"bank_knn_acc": knn_accuracy(self.bank, train_labels.to(dev), feats, test_labels.to(dev),
                                              k=cfg.knn_k, temperature=cfg.knn_temperature)}
 

@@ -19,7 +19,7 @@ buffer of the module, so they are saved and restored with the model.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -29,12 +29,13 @@ from .. import dist
 from ..augment import augment, to_float
 from ..config import ConfigError, opt
 from ..eval.metrics import collapse_statistics, nmi
-from ..transport import balanced_rounding, sinkhorn
-from .base import LAB_EPOCHS, EpochContext, Method, hidden_layer, view_recipe
+from ..passes import batched, batched_argmax
+from ..transport import sela_labels
+from .base import LAB_EPOCHS, EpochContext, Method, ViewParams, hidden_layer
 
 
 @dataclass
-class SelaParams:
+class SelaParams(ViewParams):
     num_clusters: int = opt(128, 'K (SeLa CIFAR: 128)')
     num_heads: int = opt(10, 'T (SeLa CIFAR: 10)')
     mlp_hidden: int = opt(0, '>0: a Linear-BN-ReLU layer of this width between backbone and heads')
@@ -47,12 +48,13 @@ class SelaParams:
     label_views: int = opt(0, 'augmentations averaged for the labelling log-softmax (0: plain images)')
     sinkhorn_tol: float = opt(1e-3, 'stop Sinkhorn when the marginals are off by less than this')
     exact_equipartition: bool = opt(False, 'round the plan to exactly N/K per cluster instead of argmax')
-    crop_scale_min: float = opt(0.2, 'random-resized crops cover (crop_scale_min, 1) of the image')
-    jitter_strength: float = opt(0.5, 'colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)')
-    gray_p: float = opt(0.2, 'probability of turning a view grey')
+
+
 class SeLa(Method):
     name = "sela"
+    title = "SeLa"
     Params = SelaParams
+    per_sample_buffers = ("labels",)
 
     def __init__(self, backbone, params: SelaParams, num_samples: int):
         super().__init__(backbone, params, num_samples)
@@ -62,14 +64,36 @@ class SeLa(Method):
         init = torch.stack([(torch.arange(num_samples) % params.num_clusters)[torch.randperm(num_samples, generator=g)]
                             for _ in range(params.num_heads)])
         self.register_buffer("labels", init)  # (T, N)
-        self.aug = view_recipe(params)
+        self.aug = params.view_recipe()
 
     @classmethod
-    def check_config(cls, cfg) -> None:
+    def check_config(cls, cfg, data=None) -> None:
         p = cfg.params
         if p.relabel_every < 0 or p.num_relabels < 0:
             raise ConfigError("SeLa: --params.relabel_every and --params.num_relabels must be >= 0 "
                               "(relabel_every=1: once per epoch, as the paper's CIFAR runs)")
+        if p.num_clusters < 2:
+            raise ConfigError(f"SeLa: --params.num_clusters={p.num_clusters}: a labelling needs at least 2 clusters "
+                              "(one cluster is the trivial solution the method exists to avoid; the paper uses 128)")
+        if p.num_heads < 1:
+            raise ConfigError(f"SeLa: --params.num_heads={p.num_heads}: use at least 1 head (the paper uses 10)")
+        if not 0 < p.lam < float("inf"):
+            raise ConfigError(f"SeLa: --params.lam={p.lam}: lambda must be a positive number (the paper uses 10-25)")
+        if p.label_views < 0 or p.mlp_hidden < 0 or not p.sinkhorn_tol > 0:
+            raise ConfigError("SeLa: --params.label_views and --params.mlp_hidden must be >= 0 and "
+                              "--params.sinkhorn_tol > 0")
+        if data is not None and p.num_clusters > data.num_samples:
+            raise ConfigError(f"SeLa: --params.num_clusters={p.num_clusters} is more than the {data.num_samples} "
+                              "training images; use fewer clusters")
+
+    @classmethod
+    def cluster_count(cls, params) -> int:
+        return params.num_clusters
+
+    @classmethod
+    def smoke_params(cls, params, batch_size: int):
+        return replace(params, num_clusters=min(params.num_clusters, 8), num_heads=min(params.num_heads, 2),
+                       mlp_hidden=min(params.mlp_hidden, 64))
 
     # -- the schedule of relabellings ---------------------------------------------------
     def relabel_epochs(self, epochs: int) -> list[int]:
@@ -87,19 +111,11 @@ class SeLa(Method):
     # -- step 2: labels by optimal transport -------------------------------------------------
     @torch.no_grad()
     def label_features(self, images: torch.Tensor, batch_size: int = 512) -> list[torch.Tensor]:
-        """The heads' input for every image, one (N, D) tensor per labelling view."""
-        was = self.training
-        self.eval()
-        views = []
-        for _ in range(max(1, self.params.label_views)):
-            parts = []
-            for i in range(0, len(images), batch_size):
-                x = images[i:i + batch_size]
-                x = augment(x, self.aug) if self.params.label_views > 0 else to_float(x)
-                parts.append(self.mlp(self.backbone(x)).float())
-            views.append(torch.cat(parts))
-        self.train(was)
-        return views
+        """The heads' input for every image (eval mode), one (N, D) tensor per labelling view."""
+        prepare = (lambda x: augment(x, self.aug)) if self.params.label_views > 0 else to_float
+        return [batched(lambda x: self.mlp(self.backbone(x)).float(), images, module=self, batch_size=batch_size,
+                        prepare=prepare)
+                for _ in range(max(1, self.params.label_views))]
 
     @torch.no_grad()
     def head_log_probs(self, feats: list[torch.Tensor], head: int) -> torch.Tensor:
@@ -121,12 +137,9 @@ class SeLa(Method):
         old = self.labels[0].clone()
         iters, errs = [], []
         for t in range(self.params.num_heads):
-            res = sinkhorn(self.head_log_probs(feats, t), self.params.lam, tol=self.params.sinkhorn_tol,
-                           max_iters=1000)
-            if self.params.exact_equipartition:  # the rounding needs every row: gather the plan
-                self.labels[t] = balanced_rounding(dist.gather_shards(res.plan, len(images)))
-            else:
-                self.labels[t] = dist.gather_shards(res.labels(), len(images))
+            self.labels[t], res = sela_labels(self.head_log_probs(feats, t), self.params.lam,
+                                              tol=self.params.sinkhorn_tol, max_iters=1000,
+                                              exact=self.params.exact_equipartition)
             iters.append(res.iterations)
             errs.append(res.marginal_error)
             del res
@@ -138,10 +151,7 @@ class SeLa(Method):
         return self.labels[0]
 
     def predict_clusters(self, images):
-        from ..eval.report import batched_argmax
-
-        dev = self.labels.device
-        return [batched_argmax(lambda x, h=h: h(self.mlp(self.backbone(x))), images, dev) for h in self.heads]
+        return [batched_argmax(lambda x, h=h: h(self.mlp(self.backbone(x))), images, module=self) for h in self.heads]
 
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         if ctx.epoch in self.relabel_epochs(ctx.cfg.epochs):

@@ -6,28 +6,55 @@ flip). It uses the labels, which no self-supervised method in this book does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..augment import horizontal_flip, random_crop_with_padding, to_float
-from ..config import opt
+from ..config import ConfigError, opt
 from .base import LAB_EPOCHS, Method
 
 
 @dataclass
 class SupervisedParams:
-    num_classes: int = opt(10, 'classes of the labelled training set')
+    num_classes: int = opt(0, 'outputs of the classifier: the classes of the labelled training set (0: as many as '
+                              'the data has)')
     label_smoothing: float = opt(0.0, 'cross-entropy label smoothing')
     padding: int = opt(4, 'pixels of padding before the random 32x32 crop')
+
+
 class Supervised(Method):
     name = "supervised"
+    title = "supervised (labels: the ceiling)"
     uses_labels = True
     Params = SupervisedParams
+    resolved_from_data = ("num_classes",)
+
+    @classmethod
+    def check_config(cls, cfg, data=None) -> None:
+        p = cfg.params
+        if p.num_classes < 0 or p.padding < 0 or not 0 <= p.label_smoothing < 1:
+            raise ConfigError("supervised: --params.num_classes and --params.padding must be >= 0 and "
+                              "--params.label_smoothing in [0, 1)")
+        if data is None:
+            return
+        if not data.labelled:
+            raise ConfigError(f"--method=supervised trains on the labels, and {data.name or 'this data set'} has none "
+                              "(a folder of images without class folders): choose a self-supervised method")
+        if p.num_classes and p.num_classes != data.num_classes:
+            raise ConfigError(f"--params.num_classes={p.num_classes} but {data.name or 'the data'} has "
+                              f"{data.num_classes} classes; pass --params.num_classes={data.num_classes} (or 0)")
+
+    @classmethod
+    def resolve_params(cls, params, data):
+        return replace(params, num_classes=params.num_classes or data.num_classes) if data.labelled else params
 
     def __init__(self, backbone, params: SupervisedParams, num_samples: int):
         super().__init__(backbone, params, num_samples)
+        if params.num_classes < 1:
+            raise ConfigError("supervised: the number of classes is not known: build the method with the data "
+                              "(sk.build_method(cfg, data)) or set --params.num_classes")
         self.head = nn.Linear(backbone.dim, params.num_classes)
 
     def training_step(self, images, indices, labels):

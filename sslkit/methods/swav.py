@@ -25,7 +25,7 @@ the collapse monitor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -35,12 +35,13 @@ from .. import dist
 from ..augment import AugmentConfig, multi_crop
 from ..config import opt, ConfigError
 from ..eval.metrics import collapse_statistics, nmi
-from ..transport import sinkhorn
-from .base import LAB_EPOCHS, EpochContext, Method
+from ..passes import batched_argmax
+from ..transport import swav_codes
+from .base import LAB_EPOCHS, ColourParams, EpochContext, Method
 
 
 @dataclass
-class SwavParams:
+class SwavParams(ColourParams):
     proj_hidden: int = opt(2048, 'projection MLP hidden width (0: a single linear layer)')
     proj_dim: int = opt(128, 'dimension of z and of the prototypes')
     num_prototypes: int = opt(3000, 'K')
@@ -56,8 +57,8 @@ class SwavParams:
     local_size: int = opt(16, 'side in pixels of the small crops')
     global_scale_min: float = opt(0.14, 'full crops cover (global_scale_min, 1) of the image')
     local_scale_min: float = opt(0.05, 'small crops cover (local_scale_min, global_scale_min)')
-    jitter_strength: float = opt(0.5, 'colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)')
-    gray_p: float = opt(0.2, 'probability of turning a view grey')
+
+
 def swapped_prediction_loss(scores: list[torch.Tensor], codes: list[torch.Tensor], temperature: float) -> torch.Tensor:
     """SwAV's loss: ``scores[v]`` (B, K) prototype scores of crop v; ``codes[i]`` (B, K) the
     codes of crop i (the first ``len(codes)`` crops are the ones with codes). Each code is
@@ -76,7 +77,9 @@ UNIFORM_CODES = 0.95  # ... when the codes' entropy H(q) / ln K is also above th
 
 class SwAV(Method):
     name = "swav"
+    title = "SwAV"
     per_process_buffers = ("queue",)
+    per_sample_buffers = ("labels",)
     Params = SwavParams
 
     def __init__(self, backbone, params: SwavParams, num_samples: int):
@@ -103,9 +106,22 @@ class SwAV(Method):
                           base=AugmentConfig(jitter_strength=params.jitter_strength, gray_p=params.gray_p))
 
     @classmethod
-    def check_config(cls, cfg) -> None:
-        """SwAV needs at least as many samples in the Sinkhorn problem as prototypes."""
+    def check_config(cls, cfg, data=None) -> None:
+        """Positive temperature and epsilon, at least 2 prototypes, and at least as many samples
+        in the Sinkhorn problem (the global batch plus the queue) as prototypes."""
         p = cfg.params
+        if p.num_prototypes < 2:
+            raise ConfigError(f"SwAV: --params.num_prototypes={p.num_prototypes}: the codes need at least 2 "
+                              "prototypes (one prototype is the trivial solution; the paper uses 3000)")
+        if not 0 < p.temperature < float("inf"):
+            raise ConfigError(f"SwAV: --params.temperature={p.temperature}: the prediction softmax's temperature "
+                              "must be a positive number (the paper uses 0.1)")
+        if not 0 < p.epsilon < float("inf"):
+            raise ConfigError(f"SwAV: --params.epsilon={p.epsilon}: Sinkhorn's regularisation must be a positive "
+                              "number (SwAV uses 0.05; 0.03 on CIFAR-100)")
+        if p.sinkhorn_iters < 1 or p.proj_dim < 1 or p.proj_hidden < 0 or p.n_local < 0 or p.local_size < 1:
+            raise ConfigError("SwAV: --params.sinkhorn_iters, --params.proj_dim and --params.local_size must be at "
+                              "least 1, --params.proj_hidden and --params.n_local >= 0")
         batch = cfg.batch_size * dist.planned_world_size()
         if batch + p.queue_length < p.num_prototypes:
             need = p.num_prototypes - batch
@@ -120,8 +136,19 @@ class SwAV(Method):
             raise ConfigError(f"SwAV: --params.queue_length={p.queue_length} is split over {world} process(es), and "
                               f"each share must hold at least one batch (--batch_size={cfg.batch_size}): use a "
                               f"multiple of {world} that is at least {cfg.batch_size * world}")
-        if not 0 < p.epsilon:
-            raise ConfigError("SwAV: --params.epsilon must be positive (SwAV uses 0.05; 0.03 on CIFAR-100)")
+
+    @classmethod
+    def cluster_count(cls, params) -> int:
+        return params.num_prototypes
+
+    @classmethod
+    def smoke_params(cls, params, batch_size: int):
+        return replace(params, num_prototypes=min(params.num_prototypes, batch_size, 16), queue_length=0,
+                       proj_hidden=min(params.proj_hidden, 64), freeze_prototypes_steps=1)
+
+    @classmethod
+    def bench_references(cls) -> dict:
+        return {"lightly": lightly_swav_rates}
 
     @torch.no_grad()
     def normalize_prototypes(self) -> None:
@@ -155,8 +182,7 @@ class SwAV(Method):
             self.queue[crop] = torch.cat([z.detach().float(), self.queue[crop][:-b]])
             if crop == 1:
                 self.queue_filled.add_(b).clamp_(max=self.queue.shape[1])
-        q = sinkhorn(s, 1.0 / self.params.epsilon, max_iters=self.params.sinkhorn_iters, tol=0.0,
-                     min_iters=self.params.sinkhorn_iters).codes()[-len(z):]
+        q = swav_codes(s, self.params.epsilon, self.params.sinkhorn_iters)[-len(z):]
         if self.params.hard_codes:  # each image wholly on its best prototype
             q = F.one_hot(q.argmax(1), q.shape[1]).to(q.dtype)
         return q
@@ -175,9 +201,7 @@ class SwAV(Method):
         return None if self.labels.min() < 0 else self.labels
 
     def predict_clusters(self, images):
-        from ..eval.report import batched_argmax
-
-        return [batched_argmax(lambda x: self.embed(x) @ self.prototypes.weight.t(), images, self.labels.device)]
+        return [batched_argmax(lambda x: self.embed(x) @ self.prototypes.weight.t(), images, module=self)]
 
     def training_step(self, images, indices, labels=None):
         views = multi_crop(images, n_global=2, **self.crops)
@@ -197,7 +221,11 @@ class SwAV(Method):
 
     @classmethod
     def collapse_advice(cls, record: dict) -> str | None:
-        """SwAV's collapse: the loss sits at ln K with uniform codes (prototypes unused)."""
+        """The cluster-size check, then SwAV's own collapse: the loss sits at ln K with uniform
+        codes (prototypes unused)."""
+        generic = super().collapse_advice(record)
+        if generic:
+            return generic
         ratio, code_h = record.get("loss_over_lnK"), record.get("code_entropy", 1.0)
         if ratio is not None and record.get("epoch", 0) >= 2 and ratio > LOSS_AT_LNK and code_h > UNIFORM_CODES:
             return (f"COLLAPSE at epoch {record.get('epoch')}: the loss is {ratio:.1%} of ln K, i.e. the codes are "
@@ -231,3 +259,112 @@ for _ds, _eps in (("cifar10", 0.05), ("cifar100", 0.05), ("svhn", 0.05)):
         **{"params.proj_hidden": 2048, "params.proj_dim": 128, "params.num_prototypes": 3000,
            "params.queue_length": 3840, "params.queue_start_epoch": 50, "params.freeze_prototypes_steps": 2 * 195,
            "params.epsilon": _eps, "params.temperature": 0.1})
+
+
+def lightly_swav_rates(method: SwAV, cfg, n, images, device, precision, batch_size, steps, ips) -> list[tuple]:
+    """``bench train``'s comparison with lightly's SwaV (when lightly is installed; else ``[]``):
+    rows ``(what, images/s, FLOPs per image, note)``. sslkit's step augments its batch on the
+    device, so its augmentation is timed apart and the step without it derived, for the row
+    whose views are ready. lightly runs the way its example (examples/pytorch/swav.py) trains:
+    ``SwaVProjectionHead``, ``SwaVPrototypes``, ``SwaVLoss``, ``prototypes.normalize()``, one
+    forward per view, on sslkit's backbone, sizes and optimiser; once with the two views ready on
+    the device, once fed by a DataLoader with ``SwaVTransform`` on PIL images (sslkit's crop
+    scale, jitter and grey probability, no blur; one worker per CPU)."""
+    try:
+        import lightly  # noqa: F401
+    except ImportError:
+        return []
+    import time
+
+    from ..bench.timing import sync
+
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        multi_crop(images[torch.randint(0, n, (batch_size,), device=device)], n_global=2, **method.crops)
+    sync(device)
+    t_aug = (time.perf_counter() - t) / steps
+    bare = batch_size / max(batch_size / ips - t_aug, 1e-9)
+    rows = [("sslkit, no augmentation", bare, float("nan"), f"sslkit's augmentation: {t_aug * 1e3:.0f} ms of the "
+             f"step's {batch_size / ips * 1e3:.0f} ms")]
+    for pipeline, what in ((False, "views ready"), (True, "its DataLoader")):
+        lips, lflops = _lightly_swav_rate(cfg, n, images, device, precision, batch_size, steps, pipeline)
+        mine = bare if not pipeline else ips
+        rows.append((f"lightly, {what}", lips, lflops, f"sslkit's SwAV step{' without its augmentation' if not pipeline else ''}"
+                     f" is {mine / lips:.2f}x as fast"))
+    return rows
+
+
+def _lightly_swav_rate(cfg, n, images, device, precision, batch_size, steps, pipeline):
+    """(images/s, FLOPs per image) of lightly's SwaV (see ``lightly_swav_rates``)."""
+    import os
+
+    from lightly.loss import SwaVLoss
+    from lightly.models.modules import SwaVProjectionHead, SwaVPrototypes
+
+    from ..augment import to_float
+    from ..bench.timing import images_per_s
+    from ..optim import make_optimizer
+    from ..precision import autocast, set_backbone_precision
+    from . import build_method
+
+    p = cfg.params
+    backbone = build_method(cfg, n).backbone  # a fresh copy of sslkit's backbone
+    set_backbone_precision(backbone, precision, device)  # bf16 off CUDA: the backbone autocasts, as sslkit's
+
+    class LightlySwaV(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = backbone
+            self.projection_head = SwaVProjectionHead(backbone.dim, p.proj_hidden, p.proj_dim)
+            self.prototypes = SwaVPrototypes(p.proj_dim, n_prototypes=p.num_prototypes)
+
+        def forward(self, x):
+            x = self.projection_head(self.backbone(x).flatten(start_dim=1))
+            return self.prototypes(F.normalize(x, dim=1, p=2))
+
+    model = LightlySwaV().to(device).train()
+    criterion = SwaVLoss(temperature=p.temperature, sinkhorn_iterations=p.sinkhorn_iters, sinkhorn_epsilon=p.epsilon)
+    opt = make_optimizer(cfg, model.parameters())
+    if pipeline:
+        from PIL import Image
+        from lightly.transforms.swav_transform import SwaVTransform
+
+        transform = SwaVTransform(crop_sizes=(32,), crop_counts=(2,), crop_min_scales=(p.global_scale_min,),
+                                  crop_max_scales=(1.0,), cj_strength=p.jitter_strength, random_gray_scale=p.gray_p,
+                                  gaussian_blur=0.0)
+        pil = [Image.fromarray(im.permute(1, 2, 0).cpu().numpy()) for im in images]
+
+        class Images(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(pil)
+
+            def __getitem__(self, i):
+                return transform(pil[i]), 0
+
+        loader = torch.utils.data.DataLoader(Images(), batch_size=batch_size, shuffle=True, drop_last=True,
+                                             num_workers=os.cpu_count() or 1, persistent_workers=True)
+
+        def batches():
+            while True:
+                for views, _ in loader:
+                    yield [v.to(device, non_blocking=True) for v in views]
+    else:
+        def batches():
+            while True:
+                x = to_float(images[torch.randint(0, len(images), (batch_size,), device=device)])
+                yield [x, x.clone()]
+    it = batches()
+
+    def step(_):
+        views = next(it)
+        model.prototypes.normalize()
+        with autocast(precision, device):
+            feats = [model(v) for v in views]
+            loss = criterion(feats[:2], feats[2:])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+
+    return images_per_s(step, steps, batch_size, device)
+
