@@ -41,7 +41,7 @@ def write_results(lines: list[dict], path: Path = RESULTS) -> None:
         w = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["method"])
         w.writeheader()
         w.writerows(table)
-    (path.parent / "table.md").write_text(table_markdown(table) + "\n")
+    (path.parent / "table.md").write_text(table_markdown(table) + "\n\n" + table_markdown(table, "clusters") + "\n")
 
 
 def _mean_std(values) -> tuple[float | None, float | None]:
@@ -51,6 +51,12 @@ def _mean_std(values) -> tuple[float | None, float | None]:
     m = sum(values) / len(values)
     s = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
     return round(m, 4), round(s, 4)
+
+
+# the per-run numbers a table row averages: representation (kNN, linear probe), the method's own clusters
+# (NMI, ARI, majority-vote accuracy), k-means with K = classes on its features, and time
+NUMBERS = ("knn_acc", "linear_acc", "nmi", "ari", "cluster_acc", "kmeans_nmi", "kmeans_ari", "kmeans_acc", "wall_s",
+           "train_s", "images_per_s")
 
 
 def results_table(lines: list[dict]) -> list[dict]:
@@ -65,8 +71,9 @@ def results_table(lines: list[dict]) -> list[dict]:
     for (dataset, budget, method, variant, *_), rs in groups.items():
         row = {"dataset": dataset, "budget": budget, "method": method, "variant": variant, "epochs": rs[0]["epochs"],
                "seeds": len(rs)}
-        for key in ("knn_acc", "linear_acc", "nmi", "ari", "cluster_acc", "wall_s", "train_s", "images_per_s"):
+        for key in NUMBERS:
             row[key], row[key + "_std"] = _mean_std(r.get(key) for r in rs)
+        row["num_clusters"] = rs[0].get("num_clusters")
         row["device"] = ", ".join(sorted({r.get("device_name") or r["device"] for r in rs}))
         row["precision"] = ", ".join(sorted({_precision(r) for r in rs}))
         row["git_sha"] = ", ".join(sorted({r["git_sha"][:12] for r in rs}))
@@ -102,19 +109,48 @@ def _pm(row, key, digits=1):
     return f"{row[key]:.{digits}f} ± {row[key + '_std']:.{digits}f}" if row["seeds"] > 1 else f"{row[key]:.{digits}f}"
 
 
-def table_markdown(table: list[dict]) -> str:
-    head = ("| data | budget | method | seeds | kNN top-1 (%) | linear probe (%) | NMI of clusters (%) "
-            "| cluster accuracy (%) | training time (s)¹ |\n|---|---|---|---|---|---|---|---|---|")
+def _budget(row) -> str:
+    trained = f", {row['precision']}" if row["epochs"] and row.get("precision") else ""
+    return f"{row['budget']}, {row['epochs']} epochs{trained}"
+
+
+def _name(row) -> str:
+    seeds = f"{row['seeds']}" + (" (single run)" if row["seeds"] == 1 else "")
+    return (display_name(row["method"]) + (f" ({row['variant']})" if row.get("variant") else "")), seeds
+
+
+def _pct(row, key):
+    """A 0-1 score's row as percent (NMI, ARI)."""
+    return dict(row, **{key: None if row.get(key) is None else 100 * row[key],
+                        key + "_std": None if row.get(key + "_std") is None else 100 * row[key + "_std"]})
+
+
+def table_markdown(table: list[dict], kind: str = "features") -> str:
+    """The results as a Markdown table. ``kind="features"``: kNN, linear probe and training time;
+    ``kind="clusters"``: the method's own clusters (K, NMI, ARI, majority-vote accuracy) and k-means with
+    K = classes on its features (NMI, ARI, one-to-one accuracy)."""
+    if kind == "clusters":
+        head = ("| data | budget | method | seeds | own clusters K | NMI (%) | ARI (%) | majority acc. (%) "
+                "| k-means, K = classes: NMI (%) | ARI (%) | acc. (%) |\n|---|---|---|---|---|---|---|---|---|---|---|")
+        body = []
+        for row in table:
+            name, seeds = _name(row)
+            own, km = _pct(_pct(row, "nmi"), "ari"), _pct(_pct(row, "kmeans_nmi"), "kmeans_ari")
+            body.append(f"| {row['dataset']} | {_budget(row)} | {name} | {seeds} | {row.get('num_clusters') or '–'} "
+                        f"| {_pm(own, 'nmi')} | {_pm(own, 'ari')} | {_pm(row, 'cluster_acc')} | {_pm(km, 'kmeans_nmi')} "
+                        f"| {_pm(km, 'kmeans_ari')} | {_pm(row, 'kmeans_acc')} |")
+        foot = ("\n\nOwn clusters: the method's clustering of the test images (its best head), scored against the "
+                "classes; majority accuracy labels each cluster by its most frequent class (many-to-one, so read it "
+                "beside K). k-means: K = classes clusters of the L2-normalised features, fitted on the training "
+                "images, accuracy after the best one-to-one matching of clusters to classes.")
+        return head + "\n" + "\n".join(body) + foot
+    head = ("| data | budget | method | seeds | kNN top-1 (%) | linear probe (%) | training time (s)¹ |"
+            "\n|---|---|---|---|---|---|---|")
     body = []
     for row in table:
-        nmi = dict(row, nmi=None if row["nmi"] is None else 100 * row["nmi"],
-                   nmi_std=None if row["nmi_std"] is None else 100 * row["nmi_std"])
-        seeds = f"{row['seeds']}" + (" (single run)" if row["seeds"] == 1 else "")
-        name = display_name(row["method"]) + (f" ({row['variant']})" if row.get("variant") else "")
-        trained = f", {row['precision']}" if row["epochs"] and row.get("precision") else ""
-        body.append(f"| {row['dataset']} | {row['budget']}, {row['epochs']} epochs{trained} | {name} "
-                    f"| {seeds} | {_pm(row, 'knn_acc')} | {_pm(row, 'linear_acc')} | {_pm(nmi, 'nmi')} "
-                    f"| {_pm(row, 'cluster_acc')} | {_pm(row, 'train_s', 0)} |")
+        name, seeds = _name(row)
+        body.append(f"| {row['dataset']} | {_budget(row)} | {name} | {seeds} | {_pm(row, 'knn_acc')} "
+                    f"| {_pm(row, 'linear_acc')} | {_pm(row, 'train_s', 0)} |")
     foot = ("\n\n¹ epochs x the median epoch time (without the evaluation), which a few epochs slowed by other "
             "jobs on a shared machine do not move; `wall_s` in runs.jsonl is the measured sum.")
     return head + "\n" + "\n".join(body) + foot
@@ -132,7 +168,9 @@ def readme_table(results: Path = RESULTS) -> str:
 def update_readme(readme: Path = Path("README.md"), results: Path = RESULTS) -> bool:
     text = readme.read_text()
     if README_BEGIN not in text or README_END not in text:
-        raise SystemExit(f"{readme} has no {README_BEGIN} ... {README_END} block")
+        from .config import ConfigError
+
+        raise ConfigError(f"{readme} has no {README_BEGIN} ... {README_END} block")
     a, rest = text.split(README_BEGIN, 1)
     _, b = rest.split(README_END, 1)
     new = a + readme_table(results) + b
