@@ -19,13 +19,14 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from .results import Result
+from .results import Result, pts
 
 CSV_COLUMNS = ["student_id", "chapter", "assignment", "points", "max", "percentage", "status", "note", "submission"]
 
 
 def _num(x) -> str:
-    return "" if x is None else f"{x:g}"
+    """A CSV number: at most two decimals, empty for None."""
+    return "" if x is None else pts(x)
 
 
 def write_csvs(results: list[Result], json_path: Path) -> list[Path]:
@@ -71,17 +72,17 @@ def feedback_text(r: Result) -> str:
     if not r.graded:
         return "\n".join(head + [f"**Not graded ({r.status}).** {r.reason}", "",
                                  "Nothing was scored: fix this and submit again, or ask your teacher.", ""])
-    lines = head + [f"**{r.total:g} / {r.max:g} points ({r.percentage:g} %)**", "",
+    lines = head + [f"**{pts(r.total)} / {pts(r.max)} points ({r.percentage:g} %)**", "",
                     "| question | points | result |", "|---|---:|---|"]
     for name, q in r.questions.items():
         result = q["note"] if not q.get("failed") or q["note"] == "not answered" else \
             f"{len(q['failed'])} test(s) failed"
-        lines.append(f"| {name} | {q['points']:g} / {q['max']:g} | {result} |")
+        lines.append(f"| {name} | {pts(q['points'])} / {pts(q['max'])} | {result} |")
     failed = [(n, q) for n, q in r.questions.items() if q.get("failed") and q["note"] != "not answered"]
     if failed:
         lines += ["", "## Failed tests", ""]
         for name, q in failed:
-            lines += [f"**{name}** ({q['points']:g} / {q['max']:g})", ""] + [f"- {f}" for f in q["failed"]] + [""]
+            lines += [f"**{name}** ({pts(q['points'])} / {pts(q['max'])})", ""] + [f"- {f}" for f in q["failed"]] + [""]
     if r.first_error:
         lines += ["", "## The first error your notebook raised", "", r.first_error, "",
                   "Later errors (a NameError, say) often follow from it: fix this one first.", ""]

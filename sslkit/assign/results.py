@@ -136,15 +136,20 @@ def result_from_outcome(res: Result, outcome: dict, stubs: dict[str, list[str]],
     return res
 
 
+def pts(x: float) -> str:
+    """Points as people write them, at most two decimals: 4, 0.67, 1.33."""
+    return f"{round(x, 2):g}"
+
+
 def format_result(res: Result) -> str:
     """The terminal lines of one submission."""
     who = ", ".join(x for x in (res.assignment, f"id {res.student_id}" if res.student_id else "") if x)
     if not res.graded:
         return f"{res.submission} ({who}): NOT GRADED ({res.status}): {res.reason}"
-    lines = [f"{res.submission} ({who}): {res.total:g} / {res.max:g} ({res.percentage:g} %)"]
+    lines = [f"{res.submission} ({who}): {pts(res.total)} / {pts(res.max)} ({res.percentage:g} %)"]
     width = max((len(q) for q in res.questions), default=0)
     for name, q in res.questions.items():
-        lines.append(f"  {name:<{width}}  {q['points']:g} / {q['max']:g}  {q['note']}")
+        lines.append(f"  {name:<{width}}  {pts(q['points'])} / {pts(q['max'])}  {q['note']}")
     if res.first_error:
         lines.append(f"  first error in the notebook: {res.first_error}")
     return "\n".join(lines)

@@ -151,5 +151,7 @@ def source_problems(py: Path) -> list[str]:
 def check_sources(paths: list[Path]) -> None:
     """Raise :class:`AssignError` listing every problem of ``paths`` (before any build work)."""
     problems = [p for py in paths for p in source_problems(py)]
+    if len(problems) == 1:
+        raise AssignError(problems[0])
     if problems:
         raise AssignError("the assignment sources need fixing before a build:\n  " + "\n  ".join(problems))
