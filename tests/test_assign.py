@@ -301,6 +301,18 @@ def test_wrong_answers_lose_at_least_half_and_keys_keep_every_point(built):
     assert not failures, "\n".join(failures)
 
 
+def _printing(solution: str) -> str:
+    """A key's function with a leftover debugging print as its first line."""
+    return solution.replace("):\n", "):\n    print('debug', flush=True)\n", 1)
+
+
+def test_a_right_answer_that_prints_keeps_its_points(built):
+    for py in (SOURCES[CHAPTERS.index("07")], SOURCES[CHAPTERS.index("03")]):
+        q = next(q for q in assign.questions(py) if q.solution.lstrip().startswith("def "))
+        got = assign.score_answer(built, py.stem, q.name, _printing(q.solution))
+        assert got["points"] == got["max"] > 0, (py.name, q.name, got)
+
+
 def test_student_edition_runs_top_to_bottom_unanswered_under_any_name(built, tmp_path):
     """Renamed as students and learning systems do, in a folder with an unrelated tests/."""
     from nbclient import NotebookClient
@@ -314,11 +326,17 @@ def test_student_edition_runs_top_to_bottom_unanswered_under_any_name(built, tmp
         answers = assign.answer_stubs(nb)
         assert set(answers) == set(assign.question_points(built / "grader" / f"{py.stem}.zip"))
         assert all(src and all("..." in s for s in src) for src in answers.values()), "an answer cell is not a stub"
+        if py.name.startswith("07"):  # one answer filled in, with a leftover print: its check passes
+            _set_answer(nb, "def welch", _printing(next(q.solution for q in assign.questions(py) if q.name == "welch")))
         NotebookClient(nb, timeout=300, resources={"metadata": {"path": str(work)}}).execute()
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
         checks = [c for c in nb.cells if "grader.check(" in c.source]
         assert len(checks) == len(answers) and all(c.get("outputs") for c in checks)
+        if py.name.startswith("07"):
+            shown = [str(o.get("data", {}).get("text/plain", "")) for c in checks if "welch" in c.source
+                     for o in c.outputs]
+            assert any("All test cases passed" in t for t in shown), shown
         assert [c for c in nb.cells if c.source.strip() == "grader.check_all()"][0].get("outputs")
         assert [c for c in nb.cells if "grader.export(" in c.source], "no export cell"
         assert list(work.glob(f"{path.stem}_*.zip")), "the export cell made no zip"
@@ -361,8 +379,10 @@ def graded(built, tmp_path_factory):
     subs.mkdir()
     s03, s05 = STEM["03"], STEM["05"]
     made = {
-        # the key, renamed and without its check cells: graded on every question all the same
-        "alice": _submission(built, subs, s03, "alice_03.ipynb", {}, drop_checks=True, edition="solutions"),
+        # the key, renamed and without its check cells, printing in one function: full marks all the same
+        "alice": _submission(built, subs, s03, "alice_03.ipynb", {"def sinkhorn_log": _printing(
+            assign.questions(SOURCES[CHAPTERS.index("03")])[0].solution.strip())}, drop_checks=True,
+            edition="solutions"),
         "carol": _submission(built, subs, s03, "carol_03.ipynb", {}),  # unanswered
         # one right answer (q11, derived by hand), plain scaling, one wrong letter
         "dave": _submission(built, subs, s03, "dave_03.ipynb", {

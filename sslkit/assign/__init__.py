@@ -11,6 +11,7 @@ format (``# BEGIN QUESTION``, ``# BEGIN SOLUTION``, ``# BEGIN TESTS``, hidden te
 * :mod:`.plan`, :mod:`.ids`: each submission's assignment and student id, before grading.
 * :mod:`.grade`, :mod:`.runner`, :mod:`.container`: grading (in parallel, or in Docker).
 * :mod:`.results`, :mod:`.reports`: results, the CSVs per assignment and feedback files.
+* :mod:`.doctests`: otter's test runner, without failing a test for what the answer prints.
 * :mod:`.answers`: scoring an answer against a question's tests in-process (no kernel).
 * :mod:`.book`: the exercise section of a book chapter.
 

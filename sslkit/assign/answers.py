@@ -13,6 +13,7 @@ import zipfile
 from functools import lru_cache
 from pathlib import Path
 
+from .doctests import installed
 from .runtime import AssignError
 
 
@@ -51,7 +52,8 @@ def score_answer(course: Path, assignment: str, question: str, source: str | Non
     if source is not None:
         exec(compile(source, f"<answer to {question}>", "exec"), env)
     tf = _test_file(course / "grader" / f"{assignment}.zip", question)
-    tf.run(env)
+    with installed():  # as in grading: what the answer prints does not fail a test
+        tf.run(env)
     return {"points": float(tf.score), "max": float(tf.possible),
             "failed": [(r.test_case.hidden, describe_failure(r.message or "")) for r in tf.test_case_results
                        if not r.passed]}

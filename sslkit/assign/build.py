@@ -7,7 +7,8 @@
 
 ``otter assign`` executes every test, hidden ones included, against the solutions and a
 failing one stops the build. Both editions' first cell finds its own notebook under any file
-name (:mod:`sslkit.assign.student`).
+name (:mod:`sslkit.assign.student`) and keeps what an answer prints from failing a check
+(:mod:`sslkit.assign.doctests`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from pathlib import Path
 from .runtime import AssignError, need_importable_sslkit, need_otter, run_group
 from .source import check_sources, read_source, sources
 
-INIT_CELL = """# Initialize Otter (the checks read their tests from this notebook's file, under any name)
+INIT_CELL = """# Initialize Otter: the checks find this notebook's file under any name, and what an answer prints
+# does not fail them
 import otter
-from sslkit.assign.student import this_notebook
-grader = otter.Notebook(this_notebook("{name}"), tests_dir=None)"""
+from sslkit.assign import doctests, student
+doctests.install()
+grader = otter.Notebook(student.this_notebook("{name}"), tests_dir=None)"""
 
 
 def build(out: Path, chapters: list[str] | None = None, run_tests: bool = True, folder: Path | None = None,

@@ -79,12 +79,12 @@ class Containers:
         from otter.grade.containers import grade_submission
         from otter.grade.utils import TimeoutException
 
-        path = p.path
-        if path.suffix.lower() != ".ipynb":  # an exported zip: grade the notebook inside
-            import nbformat
+        import nbformat
 
-            path = Path(tempfile.mkdtemp(dir=self._tmp.name)) / f"{p.path.stem}.ipynb"
-            nbformat.write(p.nb, path)
+        from .doctests import with_grading_cell
+
+        path = Path(tempfile.mkdtemp(dir=self._tmp.name)) / f"{p.path.stem}.ipynb"  # a zip's notebook too
+        nbformat.write(with_grading_cell(p.nb), path)
         results = grade_submission(str(path), self.images[p.assignment], timeout=int(timeout), network=False)
         error = getattr(results, "_catastrophic_error", None)
         if error is not None:

@@ -71,7 +71,7 @@ def describe_failure(message: str) -> str:
             lines = [t for t in traceback if t]
             return lines[-1][:240] if lines else "an error"
         if "Got:" in block:
-            return "the code printed output during the test (remove print calls from the answer)"
+            return "the output differs from the one the test expects"
     return "the test failed"
 
 
