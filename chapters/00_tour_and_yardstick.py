@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -318,9 +318,9 @@ print(f"chapter ran in {time.time() - chapter_start:.0f} s")
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -377,5 +377,6 @@ size_entropy = ...
 nmi_collapsed = ...
 
 # %% [markdown]
-# **Exercise 5 (open, not graded).** Re-run the chapter with `DATASET = "cifar100"`. Which
+# **Exercise 5 (open, not graded).** In the book's chapter 00 notebook
+# (`chapters/00_tour_and_yardstick.ipynb`), set `DATASET = "cifar100"` and re-run it. Which
 # baseline loses the most accuracy relative to chance, and why?

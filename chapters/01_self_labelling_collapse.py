@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -301,9 +301,9 @@ assert sk.nmi(labels_ot, y_toy) > 0.8
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -350,9 +350,9 @@ def nmi(a, b):
 uniform_loss = ...
 
 # %% [markdown]
-# **Exercise 4 — how collapsed is "three clusters left"? [1 point].** Suppose a toy run
-# like section 2's ended with its 600 points in 3 clusters of 200, out of $K = 10$. What is the
-# normalised entropy $H(\text{sizes}) / \ln K$? Give the number (3 decimals).
+# **Exercise 4 — how collapsed is "three clusters left"? [1 point].** Suppose a toy
+# self-labelling run on 600 points with $K = 10$ clusters ended with 3 clusters of 200 (and 7
+# empty ones). What is the normalised entropy $H(\text{sizes}) / \ln K$? Give the number (3 decimals).
 
 # %%
 normalized_entropy = ...

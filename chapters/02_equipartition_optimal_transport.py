@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -276,9 +276,9 @@ assert not integral(frac_plan, 31)
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -756,9 +756,9 @@ print(f"chapter executed in {time.time() - chapter_t0:.0f} s (wall time up to he
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -771,11 +771,11 @@ torch.set_default_dtype(torch.float32)
 
 
 # %% [markdown]
-# **Exercise 1 — Sinkhorn-Knopp in the log domain [4 points].** Plain scaling computes
-# $P^\lambda = e^{\lambda \log P}$, which underflows to 0 for large $\lambda$ (the lab
-# preset uses $\lambda = 25$, and a confident network's log-probabilities reach $-30$ and
-# below). Implement Sinkhorn on the
-# potentials instead: with $\log Q_{iy} = \lambda \log P_{iy} + f_i + g_y$,
+# **Exercise 1 — Sinkhorn-Knopp in the log domain [4 points].** Plain scaling,
+# $Q = \operatorname{diag}(a) P^\lambda \operatorname{diag}(b)$, breaks down for large $\lambda$
+# (sslkit's lab preset uses $\lambda = 25$, and a confident network's log-probabilities reach
+# $-30$ and below; Exercise 4 asks why). Implement Sinkhorn on the potentials instead: with
+# $\log Q_{iy} = \lambda \log P_{iy} + f_i + g_y$,
 #
 # * $g \leftarrow \log c - \operatorname{logsumexp}_i(\lambda \log P_{iy} + f_i)$ (columns right), then
 # * $f \leftarrow \log r - \operatorname{logsumexp}_y(\lambda \log P_{iy} + g_y)$ (rows right),

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -803,9 +803,9 @@ print(f"chapter executed in {time.time() - CHAPTER_START:.0f} s")
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -848,8 +848,8 @@ def uniform_sampler(labels, num_samples, generator=None):
 # %% [markdown]
 # **Exercise 3 — what whitening does to a tiny direction [1 point].** `sk.fit_pca(f, d)`
 # divides coordinate $j$ by $\sqrt{\lambda_j + \varepsilon}$ with $\varepsilon = 10^{-5}$.
-# Suppose one kept direction, in the tail of a steep spectrum like the one in section 3,
-# has eigenvalue $\lambda = 4\cdot10^{-6}$. What is the variance of such a whitened coordinate (before the L2 step)? Give the number
+# Suppose one kept direction, in the tail of a steep spectrum (a network's feature
+# eigenvalues often span several orders of magnitude), has eigenvalue $\lambda = 4\cdot10^{-6}$. What is the variance of such a whitened coordinate (before the L2 step)? Give the number
 # (3 decimals).
 
 # %%

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -468,9 +468,9 @@ print(f"training time: live {train_s:.0f} s, stored {cell['train_s']:.0f} ± {ce
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -509,7 +509,7 @@ def welch(a, b):
 # %% [markdown]
 # **Exercise 3 — the smallest gap that counts [1 point].** Two methods were each run with
 # three seeds, and both have a sample standard deviation of exactly 1.0 point. How large must
-# the gap between their means be for Welch's $|t|$ to reach 3, the chapter's threshold? Give
+# the gap between their means be for Welch's $|t|$ to reach 3 (the threshold for a gap that counts)? Give
 # the number of points (3 decimals).
 
 # %%
@@ -517,8 +517,8 @@ smallest_gap = ...
 
 # %% [markdown]
 # **Exercise 4 — the live re-run's band [1 point].** The stored runs of a method reached
-# kNN accuracies of 44.0, 44.4 and 44.8 %. By the chapter's rule (the band is the mean ±
-# max(3 sample standard deviations, 2.5 points)), what is the band's half-width in points?
+# kNN accuracies of 44.0, 44.4 and 44.8 %. A live re-run must land in the band mean ±
+# max(3 sample standard deviations, 2.5 points). What is the band's half-width in points?
 
 # %%
 band_half_width = ...

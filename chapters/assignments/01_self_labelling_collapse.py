@@ -5,8 +5,11 @@
 # # the grader; the chapter's exercise section is the student edition's questions (a test checks).
 # name: 01_self_labelling_collapse
 # init_cell: true
-# check_all_cell: false
-# export_cell: false
+# check_all_cell: true
+# export_cell:
+#   pdf: false
+#   run_tests: false
+#   instructions: "Hand in the zip, or this notebook itself, as your course asks."
 # generate:
 #   pdf: false
 #   zips: false
@@ -15,9 +18,9 @@
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -238,9 +241,9 @@ assert abs(uniform_loss - torch.nn.functional.cross_entropy(torch.zeros(64, 10),
 # points: 1
 
 # %% [markdown]
-# **Exercise 4 — how collapsed is "three clusters left"? [1 point].** Suppose a toy run
-# like section 2's ended with its 600 points in 3 clusters of 200, out of $K = 10$. What is the
-# normalised entropy $H(\text{sizes}) / \ln K$? Give the number (3 decimals).
+# **Exercise 4 — how collapsed is "three clusters left"? [1 point].** Suppose a toy
+# self-labelling run on 600 points with $K = 10$ clusters ended with 3 clusters of 200 (and 7
+# empty ones). What is the normalised entropy $H(\text{sizes}) / \ln K$? Give the number (3 decimals).
 
 # %% [raw]
 # # BEGIN SOLUTION

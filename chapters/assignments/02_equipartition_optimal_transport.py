@@ -5,8 +5,11 @@
 # # the grader; the chapter's exercise section is the student edition's questions (a test checks).
 # name: 02_equipartition_optimal_transport
 # init_cell: true
-# check_all_cell: false
-# export_cell: false
+# check_all_cell: true
+# export_cell:
+#   pdf: false
+#   run_tests: false
+#   instructions: "Hand in the zip, or this notebook itself, as your course asks."
 # generate:
 #   pdf: false
 #   zips: false
@@ -15,9 +18,9 @@
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math

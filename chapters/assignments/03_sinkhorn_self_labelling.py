@@ -5,8 +5,11 @@
 # # the grader; the chapter's exercise section is the student edition's questions (a test checks).
 # name: 03_sinkhorn_self_labelling
 # init_cell: true
-# check_all_cell: false
-# export_cell: false
+# check_all_cell: true
+# export_cell:
+#   pdf: false
+#   run_tests: false
+#   instructions: "Hand in the zip, or this notebook itself, as your course asks."
 # generate:
 #   pdf: false
 #   zips: false
@@ -15,9 +18,9 @@
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -34,11 +37,11 @@ torch.set_default_dtype(torch.float32)
 # points: 4
 
 # %% [markdown]
-# **Exercise 1 — Sinkhorn-Knopp in the log domain [4 points].** Plain scaling computes
-# $P^\lambda = e^{\lambda \log P}$, which underflows to 0 for large $\lambda$ (the lab
-# preset uses $\lambda = 25$, and a confident network's log-probabilities reach $-30$ and
-# below). Implement Sinkhorn on the
-# potentials instead: with $\log Q_{iy} = \lambda \log P_{iy} + f_i + g_y$,
+# **Exercise 1 — Sinkhorn-Knopp in the log domain [4 points].** Plain scaling,
+# $Q = \operatorname{diag}(a) P^\lambda \operatorname{diag}(b)$, breaks down for large $\lambda$
+# (sslkit's lab preset uses $\lambda = 25$, and a confident network's log-probabilities reach
+# $-30$ and below; Exercise 4 asks why). Implement Sinkhorn on the potentials instead: with
+# $\log Q_{iy} = \lambda \log P_{iy} + f_i + g_y$,
 #
 # * $g \leftarrow \log c - \operatorname{logsumexp}_i(\lambda \log P_{iy} + f_i)$ (columns right), then
 # * $f \leftarrow \log r - \operatorname{logsumexp}_y(\lambda \log P_{iy} + g_y)$ (rows right),
@@ -101,20 +104,25 @@ for _it in (1, 7, 60):
 """ # BEGIN TEST CONFIG
 hidden: true
 """ # END TEST CONFIG
-# a batch smaller than K, non-uniform marginals, float16 input
+# a batch smaller than K, non-uniform marginals, float16 input and lambda = 1000 (plain scaling underflows):
+# log Q after exactly 5 iterations, against the two updates written out entry by entry in Python floats
 _g = torch.Generator().manual_seed(2)
 _lp = torch.log_softmax(torch.randn(3, 10, generator=_g), 1).half()
 _r = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
 _c = torch.rand(10, generator=_g, dtype=torch.float64) + 0.1
 _c = _c / _c.sum()
-_lq = sinkhorn_log(_lp, 3.0, r=_r, c=_c, iters=200)
+_lq = sinkhorn_log(_lp, 1000.0, r=_r, c=_c, iters=5)
 assert _lq.dtype == torch.float64, "work in float64 even for float16 input"
-_K = torch.exp(3.0 * _lp.double())
-_a = torch.ones(3, dtype=torch.float64)
-for _ in range(200):
-    _b = _c / (_K.T @ _a)
-    _a = _r / (_K @ _b)
-assert torch.allclose(_lq.exp(), _a[:, None] * _K * _b[None, :], rtol=1e-7, atol=1e-12), "wrong plan with r, c given (N < K, fp16)"
+def _lse(xs):
+    m = max(xs)
+    return m + math.log(sum(math.exp(x - m) for x in xs))
+_L = [[1000.0 * v for v in row] for row in _lp.double().tolist()]
+_f, _h = [0.0] * 3, [0.0] * 10
+for _ in range(5):
+    _h = [math.log(_c[y]) - _lse([_L[i][y] + _f[i] for i in range(3)]) for y in range(10)]
+    _f = [math.log(_r[i]) - _lse([_L[i][y] + _h[y] for y in range(10)]) for i in range(3)]
+_ref = torch.tensor([[_L[i][y] + _f[i] + _h[y] for y in range(10)] for i in range(3)], dtype=torch.float64)
+assert torch.allclose(_lq, _ref, rtol=1e-9, atol=1e-6), "wrong log Q after 5 iterations with r, c given (N < K, fp16, lambda = 1000)"
 
 # %%
 """ # BEGIN TEST CONFIG

@@ -5,8 +5,11 @@
 # # the grader; the chapter's exercise section is the student edition's questions (a test checks).
 # name: 04_deepcluster
 # init_cell: true
-# check_all_cell: false
-# export_cell: false
+# check_all_cell: true
+# export_cell:
+#   pdf: false
+#   run_tests: false
+#   instructions: "Hand in the zip, or this notebook itself, as your course asks."
 # generate:
 #   pdf: false
 #   zips: false
@@ -15,9 +18,9 @@
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -185,23 +188,39 @@ for _n, _s in ((600, 0), (601, 1), (37, 2)):
 """ # BEGIN TEST CONFIG
 hidden: true
 """ # END TEST CONFIG
-# without replacement for large clusters, with replacement for small ones; shuffled
-_labels = torch.cat([torch.zeros(500), torch.ones(2)]).long()
-_idx = uniform_sampler(_labels, 100, torch.Generator().manual_seed(4))
+# without replacement for a large cluster, with replacement for a small one (cluster 1 is empty); shuffled
+def _check_counts(labels, idx, n):
+    assert len(idx) == n, f"{len(idx)} indices instead of {n}"
+    assert idx.dtype == torch.long and int(idx.min()) >= 0 and int(idx.max()) < len(labels), "not valid image indices"
+    used = torch.unique(labels)
+    counts = torch.bincount(labels[idx], minlength=int(labels.max()) + 1)[used]
+    lo, hi = n // len(used), -(-n // len(used))
+    assert int(counts.min()) >= lo and int(counts.max()) <= hi, f"cluster counts {counts.tolist()} not all in [{lo}, {hi}]"
+_labels = torch.cat([torch.zeros(500), torch.full((2,), 2)]).long()
+_idx = uniform_sampler(_labels, 101, torch.Generator().manual_seed(4))
+_check_counts(_labels, _idx, 101)
 _big = _idx[_labels[_idx] == 0]
-assert len(torch.unique(_big)) == len(_big) == 50, "a cluster with enough members is drawn without replacement"
-assert set(_idx[_labels[_idx] == 1].tolist()) <= {500, 501}, "the small cluster is drawn from its own members"
+assert len(torch.unique(_big)) == len(_big), "a cluster with enough members is drawn without replacement"
+assert set(_idx[_labels[_idx] == 2].tolist()) <= {500, 501}, "the small cluster is drawn from its own members"
 assert not torch.equal(_labels[_idx], _labels[_idx].sort().values), "the indices must be shuffled"
 
 # %%
 """ # BEGIN TEST CONFIG
 hidden: true
 """ # END TEST CONFIG
-# the generator decides: same seed, same draw; another seed, another draw
-_labels = torch.randint(0, 10, (300,), generator=torch.Generator().manual_seed(5))
-_a = uniform_sampler(_labels, 200, torch.Generator().manual_seed(6))
-_b = uniform_sampler(_labels, 200, torch.Generator().manual_seed(6))
-_c = uniform_sampler(_labels, 200, torch.Generator().manual_seed(7))
+# the generator decides: same seed, same draw; another seed, another draw (even cluster indices only)
+def _check_counts(labels, idx, n):
+    assert len(idx) == n, f"{len(idx)} indices instead of {n}"
+    assert idx.dtype == torch.long and int(idx.min()) >= 0 and int(idx.max()) < len(labels), "not valid image indices"
+    used = torch.unique(labels)
+    counts = torch.bincount(labels[idx], minlength=int(labels.max()) + 1)[used]
+    lo, hi = n // len(used), -(-n // len(used))
+    assert int(counts.min()) >= lo and int(counts.max()) <= hi, f"cluster counts {counts.tolist()} not all in [{lo}, {hi}]"
+_labels = torch.randint(0, 10, (300,), generator=torch.Generator().manual_seed(5)) * 2
+_a = uniform_sampler(_labels, 203, torch.Generator().manual_seed(6))
+_b = uniform_sampler(_labels, 203, torch.Generator().manual_seed(6))
+_c = uniform_sampler(_labels, 203, torch.Generator().manual_seed(7))
+_check_counts(_labels, _a, 203)
 assert torch.equal(_a, _b) and not torch.equal(_a, _c), "use the generator for every random choice"
 
 # %% [raw]
@@ -218,8 +237,8 @@ assert torch.equal(_a, _b) and not torch.equal(_a, _c), "use the generator for e
 # %% [markdown]
 # **Exercise 3 — what whitening does to a tiny direction [1 point].** `sk.fit_pca(f, d)`
 # divides coordinate $j$ by $\sqrt{\lambda_j + \varepsilon}$ with $\varepsilon = 10^{-5}$.
-# Suppose one kept direction, in the tail of a steep spectrum like the one in section 3,
-# has eigenvalue $\lambda = 4\cdot10^{-6}$. What is the variance of such a whitened coordinate (before the L2 step)? Give the number
+# Suppose one kept direction, in the tail of a steep spectrum (a network's feature
+# eigenvalues often span several orders of magnitude), has eigenvalue $\lambda = 4\cdot10^{-6}$. What is the variance of such a whitened coordinate (before the L2 step)? Give the number
 # (3 decimals).
 
 # %% [raw]

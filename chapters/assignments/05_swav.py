@@ -5,8 +5,11 @@
 # # the grader; the chapter's exercise section is the student edition's questions (a test checks).
 # name: 05_swav
 # init_cell: true
-# check_all_cell: false
-# export_cell: false
+# check_all_cell: true
+# export_cell:
+#   pdf: false
+#   run_tests: false
+#   instructions: "Hand in the zip, or this notebook itself, as your course asks."
 # generate:
 #   pdf: false
 #   zips: false
@@ -15,9 +18,9 @@
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -123,8 +126,10 @@ assert torch.allclose(_q, _lib, atol=1e-5), "differs from sk.swav_codes on the s
 # %%
 """ # BEGIN TEST CONFIG
 hidden: true
+points: 2
 """ # END TEST CONFIG
-# float16 scores and a small epsilon: exp(s / eps) overflows unless shifted
+# float16 scores that reach 1 (every prototype is also a feature, the others lie near one) and small
+# epsilons: exp(s / eps) overflows unless shifted, in float32 for eps = 0.01 and in any precision for 0.001
 def _ref(scores, queue, eps, iters):
     s = torch.cat([queue.double(), scores.double()]) / eps
     q = torch.exp(s - s.max())
@@ -135,11 +140,14 @@ def _ref(scores, queue, eps, iters):
         q = q / q.sum(1, keepdim=True) / n
     return (q * n)[len(queue):]
 _g = torch.Generator().manual_seed(3)
-_s = (F.normalize(torch.randn(32, 16, generator=_g), dim=1) @ F.normalize(torch.randn(12, 16, generator=_g), dim=1).T)
-_qs = (F.normalize(torch.randn(32, 16, generator=_g), dim=1) @ F.normalize(torch.randn(12, 16, generator=_g), dim=1).T)
-_q = codes_with_queue(_s.half(), _qs.half(), 0.01, 3)
-assert torch.isfinite(_q.float()).all(), "inf/NaN codes for float16 scores with epsilon = 0.01"
-assert torch.allclose(_q.float().double(), _ref(_s.half(), _qs.half(), 0.01, 3), atol=1e-4), "wrong codes for float16, epsilon = 0.01"
+_C = F.normalize(torch.randn(12, 16, generator=_g), dim=1)
+_z = F.normalize(_C.repeat(4, 1) + 0.3 * torch.randn(48, 16, generator=_g), dim=1)
+_s = torch.cat([_C, _z[:20]]) @ _C.T
+_qs = _z[20:] @ _C.T
+for _eps in (0.01, 0.001):
+    _q = codes_with_queue(_s.half(), _qs.half(), _eps, 3)
+    assert torch.isfinite(_q.float()).all(), f"inf/NaN codes for float16 scores with epsilon = {_eps}"
+    assert torch.allclose(_q.float().double(), _ref(_s.half(), _qs.half(), _eps, 3), atol=1e-4), f"wrong codes for float16, epsilon = {_eps}"
 
 # %% [raw]
 # # END TESTS

@@ -5,8 +5,11 @@
 # # the grader; the chapter's exercise section is the student edition's questions (a test checks).
 # name: 06_instance_discrimination_nce
 # init_cell: true
-# check_all_cell: false
-# export_cell: false
+# check_all_cell: true
+# export_cell:
+#   pdf: false
+#   run_tests: false
+#   instructions: "Hand in the zip, or this notebook itself, as your course asks."
 # generate:
 #   pdf: false
 #   zips: false
@@ -15,9 +18,9 @@
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -168,13 +171,13 @@ assert isinstance(float(_z), float) and float(_z) > 0, "return one positive numb
 """ # BEGIN TEST CONFIG
 hidden: true
 """ # END TEST CONFIG
-# every index exactly once for one image: the estimate is the exact Z (sk.exact_normalizer)
+# every index exactly once for each of two images: the estimate is the mean of their exact Z (sk.exact_normalizer)
 _g = torch.Generator().manual_seed(1)
 _bank = F.normalize(torch.randn(300, 8, generator=_g), dim=1)
-_f = F.normalize(torch.randn(1, 8, generator=_g), dim=1)
-_exact = float(sk.exact_normalizer(_f, _bank, 0.1))
-assert abs(float(mc_normalizer(_f, torch.arange(300)[None, :], _bank, 0.1)) - _exact) < 1e-4 * _exact, \
-    "with every index once, the estimate must equal the exact Z"
+_f = F.normalize(torch.randn(2, 8, generator=_g), dim=1)
+_exact = float(sk.exact_normalizer(_f, _bank, 0.1).mean())
+assert abs(float(mc_normalizer(_f, torch.arange(300).repeat(2, 1), _bank, 0.1)) - _exact) < 1e-4 * _exact, \
+    "with every index once for each image, the estimate must be the mean of their exact Z"
 
 # %%
 """ # BEGIN TEST CONFIG

@@ -5,8 +5,11 @@
 # # the grader; the chapter's exercise section is the student edition's questions (a test checks).
 # name: 07_comparison
 # init_cell: true
-# check_all_cell: false
-# export_cell: false
+# check_all_cell: true
+# export_cell:
+#   pdf: false
+#   run_tests: false
+#   instructions: "Hand in the zip, or this notebook itself, as your course asks."
 # generate:
 #   pdf: false
 #   zips: false
@@ -15,9 +18,9 @@
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -179,7 +182,7 @@ for _na, _nb in ((3, 3), (2, 5), (6, 4)):
 # %% [markdown]
 # **Exercise 3 — the smallest gap that counts [1 point].** Two methods were each run with
 # three seeds, and both have a sample standard deviation of exactly 1.0 point. How large must
-# the gap between their means be for Welch's $|t|$ to reach 3, the chapter's threshold? Give
+# the gap between their means be for Welch's $|t|$ to reach 3 (the threshold for a gap that counts)? Give
 # the number of points (3 decimals).
 
 # %% [raw]
@@ -223,8 +226,8 @@ assert abs(_stats.ttest_ind(_a, [9.0, 10.0, 11.0], equal_var=False).statistic - 
 
 # %% [markdown]
 # **Exercise 4 — the live re-run's band [1 point].** The stored runs of a method reached
-# kNN accuracies of 44.0, 44.4 and 44.8 %. By the chapter's rule (the band is the mean ±
-# max(3 sample standard deviations, 2.5 points)), what is the band's half-width in points?
+# kNN accuracies of 44.0, 44.4 and 44.8 %. A live re-run must land in the band mean ±
+# max(3 sample standard deviations, 2.5 points). What is the band's half-width in points?
 
 # %% [raw]
 # # BEGIN SOLUTION
