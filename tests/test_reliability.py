@@ -270,3 +270,12 @@ def test_fetch_command_reports_a_refused_connection(lab_cache, monkeypatch, caps
     assert labdata_main(["fetch", "cifar10"]) == 2
     assert "could not download" in capsys.readouterr().err
     assert [p for p in (lab_cache / "raw").rglob("*")] == []
+
+
+def test_assign_build_refuses_an_output_that_is_a_file(tmp_path, capsys):
+    from sslkit.assign.__main__ import main as assign_main
+
+    afile = tmp_path / "course"
+    afile.write_text("my notes")
+    assert assign_main(["build", "--out", str(afile), "--chapters", "03"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and afile.read_text() == "my notes"

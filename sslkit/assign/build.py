@@ -36,10 +36,14 @@ def build(out: Path, chapters: list[str] | None = None, run_tests: bool = True, 
     fix in the sources (points in a prompt that differ from the configuration, ...) is
     reported before any work; with ``run_tests`` (the default) a failing key stops the build."""
     need_otter()
+    out = Path(out).expanduser()
+    bad = next((p for p in (out, out / "student", out / "solutions", out / "grader") if p.exists() and not p.is_dir()),
+               None)
+    if bad is not None:
+        raise AssignError(f"--out {out}: {bad} is a file, not a folder; choose another --out")
     srcs = sources(chapters, folder)
     check_sources(srcs)
     need_importable_sslkit()
-    out = Path(out)
     for sub in ("student", "solutions", "grader"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     made = []
