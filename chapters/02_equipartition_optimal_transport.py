@@ -26,9 +26,11 @@
 #    polytope $U(r, c)$;
 # 2. solve small instances exactly as a linear programme and compare them with the greedy
 #    argmax, which breaks the constraint;
-# 3. read the objective as maximising the mutual information between labels and data
-#    indices, and check the identity $H(y, i) = H(y) + H(i) - I(y, i)$ numerically;
-# 4. explain why relaxing 0/1 labels to the polytope loses nothing: the optimum is a vertex.
+# 3. decompose the objective as $\langle Q, -\log P\rangle = \mathrm{KL}(Q \| P) + H(Q)$ and read it
+#    as fitting the network while maximising the mutual information between labels and data
+#    indices, checking each identity numerically from the definitions;
+# 4. explain why relaxing 0/1 labels to the polytope loses nothing when $K$ divides $N$: an
+#    optimal vertex exists for any linear programme, and divisibility makes the vertices integral.
 
 # %%
 import math
@@ -182,33 +184,66 @@ assert single == len(x) and blob_NQ.sum(0).round().tolist() == [100.0, 100.0, 10
 # %% [markdown]
 # ## 3. The mutual-information reading
 #
-# Treat $Q$ as a joint distribution of a label $y$ and a data index $i$. Its marginals are
-# uniform: $H(i) = \log N$ and, with equipartition, $H(y) = \log K$. For any joint
-# distribution
+# Treat $Q$ as a joint distribution of a label $y$ and a data index $i$, and $P$ as another.
+# For any two joint distributions over the same pairs,
 # $$
-# H(y, i) = H(y) + H(i) - I(y, i).
+# \langle Q, -\log P \rangle = \sum_{i,y} Q_{iy} \log \frac{Q_{iy}}{P_{iy}} - \sum_{i,y} Q_{iy} \log Q_{iy}
+# = \mathrm{KL}(Q \,\|\, P) + H(Q),
 # $$
-# For a hard labelling $H(y \mid i) = 0$, so $H(y, i) = H(i)$ and $I(y, i) = H(y) = \log K$:
-# an equipartitioned hard labelling carries the **maximal** information about which image
-# it came from that $K$ labels can carry. SeLa's objective is therefore cross-entropy
-# *plus* the demand of maximal mutual information between labels and indices — exactly
-# what the collapsed solution of chapter 01 (with $I = 0$) violates.
+# and the entropy of a joint distribution splits into its marginals' entropies minus the
+# mutual information,
+# $$
+# H(Q) = H(y, i) = H(y) + H(i) - I(y, i), \qquad
+# I(y, i) = \sum_{i,y} Q_{iy} \log \frac{Q_{iy}}{Q_{i\cdot}\, Q_{\cdot y}} .
+# $$
+# On the transport polytope both marginals are fixed: $H(i) = \log N$ (rows $1/N$) and
+# $H(y) = \log K$ (equipartition). So, over $U(r, c)$,
+# $$
+# \langle Q, -\log P \rangle = \mathrm{KL}(Q \,\|\, P) - I(y, i) + \log N + \log K ,
+# $$
+# and SeLa's label step minimises $\mathrm{KL}(Q\|P) - I(y, i)$: it brings the labels close
+# to the network's predictions **and** maximises the mutual information between labels and
+# indices. That is the precise sense in which the objective is "cross-entropy plus maximal
+# information". The information is largest for a hard labelling: then $H(y \mid i) = 0$ and
+# $I(y, i) = H(y) = \log K$, the most that $K$ labels can say about which image they came
+# from — exactly what the collapsed solution of chapter 01 (with $I = 0$) violates.
+#
+# Below, every quantity is computed from its definition (the KL divergence, the entropies,
+# and $I$ as the double sum above), and the two identities are checked, not assumed.
 
 # %%
 def entropy(pmf):
     pmf = pmf[pmf > 0]
-    return float(-(pmf * pmf.log()).sum())
+    return float(-(pmf * pmf.log()).sum()) + 0.0  # + 0.0: no -0.0
 
 
-for name, joint in [("exact OT labels", plan), ("soft plan p/N (not equipartitioned)", torch.softmax(logits.double(), 1) / N),
+def mutual_information_def(joint):
+    """I(y; i) from its definition: the sum of Q log(Q / (Q_i. Q_.y)) over the non-zero entries."""
+    outer = joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True)
+    nz = joint > 0
+    return float((joint[nz] * (joint[nz] / outer[nz]).log()).sum())
+
+
+P_model = torch.softmax(logits.double(), 1) / N   # the network's joint P (rows 1/N)
+for name, joint in [("exact OT labels", plan), ("soft plan p/N (not equipartitioned)", P_model),
                     ("collapsed (all in cluster 0)", F.one_hot(torch.zeros(N, dtype=torch.long), K).double() / N)]:
     h_yi, h_y, h_i = entropy(joint.flatten()), entropy(joint.sum(0)), entropy(joint.sum(1))
-    i_yi = h_y + h_i - h_yi
+    i_yi = mutual_information_def(joint)
+    assert math.isclose(h_yi, h_y + h_i - i_yi, rel_tol=1e-9, abs_tol=1e-12)   # the entropy identity
     print(f"{name:38s} H(y,i)={h_yi:.4f}  H(y)={h_y:.4f}  H(i)={h_i:.4f}  I(y,i)={i_yi:.4f}")
     if name.startswith("exact"):
         assert math.isclose(i_yi, math.log(K), rel_tol=1e-9)   # maximal information
     if name.startswith("collapsed"):
         assert math.isclose(i_yi, 0.0, abs_tol=1e-12)
+
+# the decomposition <Q, -log P> = KL(Q || P) + H(Q) = KL - I + log N + log K, for the OT plan against the network
+nz = plan > 0
+kl = float((plan[nz] * (plan[nz] / P_model[nz]).log()).sum())
+cross = float((plan[nz] * -P_model[nz].log()).sum())
+print(f"<Q, -log P> = {cross:.6f};  KL(Q||P) + H(Q) = {kl + entropy(plan.flatten()):.6f};  "
+      f"KL - I + log N + log K = {kl - mutual_information_def(plan) + math.log(N) + math.log(K):.6f}")
+assert math.isclose(cross, kl + entropy(plan.flatten()), rel_tol=1e-9)
+assert math.isclose(cross, kl - mutual_information_def(plan) + math.log(N) + math.log(K), rel_tol=1e-9)
 
 # %% [markdown]
 # The same mutual information, computed from hard labels by `sk.mutual_information`
@@ -223,13 +258,16 @@ print(f"I(labels; index) = {sk.mutual_information(ot_labels, torch.arange(N)):.4
 # ## 4. Why the relaxation is exact
 #
 # The labels we want are 0/1: $q(y \mid x_i) \in \{0, 1\}$. The polytope $U(r, c)$ also
-# contains fractional plans. Minimising a **linear** function over a polytope always has
-# an optimum at a **vertex**, and the vertices of a transport polytope with integer
-# marginals (here: $N r = \mathbf 1$, $N c = \frac NK \mathbf 1$ with $K \mid N$) are
-# integral — the constraint matrix is totally unimodular. So the LP optimum is a genuine
-# hard labelling, and nothing is lost by solving the relaxed problem. We check it on many
-# random instances, and see where it breaks: when $K$ does not divide $N$, a cluster must
-# take a fractional image.
+# contains fractional plans. Every linear programme over a non-empty bounded polytope has
+# an optimum at a **vertex** — that much holds whatever $N$ and $K$ are. What divisibility
+# decides is whether the vertices are *integral*: when $N r = \mathbf 1$ and
+# $N c = \frac NK \mathbf 1$ are integer vectors ($K \mid N$), every vertex of $N \cdot U(r,c)$
+# is an integer matrix, because the constraint matrix is totally unimodular. So when $K$
+# divides $N$ an optimal vertex is a genuine hard labelling (a solver that returns a vertex,
+# as HiGHS's simplex does, returns one), and nothing is lost by solving the relaxed problem.
+# We check it on many random instances, and see where it breaks: when $K$ does not divide
+# $N$, the column marginals $N/K$ are fractional, so no 0/1 plan is feasible and every vertex
+# gives some image to two clusters.
 
 # %%
 def integral(plan, n):
@@ -250,10 +288,13 @@ assert not integral(frac_plan, 31)
 #   an optimal-transport problem; `sk.exact_transport` solves small instances exactly.
 # * Greedy argmax labels are cheaper but infeasible: they follow the network's
 #   preferences, so a favoured cluster takes more than its share (section 2's instance).
-# * The objective maximises the mutual information between labels and data indices,
-#   $I(y,i) = \log K$ for an equipartitioned hard labelling.
-# * When K divides N, the optimum of the relaxed problem is a vertex of the polytope, a hard
-#   labelling (with 31 images and 5 clusters it is fractional, as printed).
+# * On the polytope, $\langle Q, -\log P\rangle = \mathrm{KL}(Q\|P) + H(Q) = \mathrm{KL}(Q\|P) - I(y,i)
+#   + \log N + \log K$: the label step fits the predictions and maximises the mutual information
+#   between labels and data indices, $I(y,i) = \log K$ for an equipartitioned hard labelling
+#   (each identity checked from the definitions).
+# * Every LP has an optimal vertex; when K divides N the vertices of the transport polytope
+#   are hard labellings, so the relaxation loses nothing (with 31 images and 5 clusters the
+#   optimum is fractional, as printed).
 # * The LP has N·K variables, a few billion for a million images and thousands of
 #   clusters, and N + K equality constraints (Exercise 3 counts them): chapter 03 replaces
 #   it by Sinkhorn-Knopp.

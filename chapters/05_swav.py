@@ -126,14 +126,39 @@ plt.show()
 #
 # This is chapter 02's transport problem with scores $S = ZC^\top$ in place of $\log P$, and
 # chapter 03's Sinkhorn solves it: $Q = \operatorname{diag}(a)\, \exp(ZC^\top/\varepsilon)\,
-# \operatorname{diag}(b)$, i.e. $\lambda = 1/\varepsilon$. Without the column constraint
-# the maximiser puts every image on its single best prototype — and a network trained to
-# predict such codes can make *all* images pick the same prototype: the collapse of
-# chapter 01. The column constraint forces every prototype to take $B/K$ images' worth of
-# mass in *every batch*. SwAV runs only 3 iterations and keeps the codes soft (rows
+# \operatorname{diag}(b)$, i.e. $\lambda = 1/\varepsilon$. Without the column constraint the
+# problem splits into one problem per image, and with the entropy term each one's maximiser
+# is the Gibbs distribution $q_b = \operatorname{softmax}(z_b^\top C / \varepsilon)$ (it becomes
+# the one-hot vector of the best prototype only as $\varepsilon \to 0$). Nothing in it
+# couples the images: if every image's best prototype is the same, every code leans on it —
+# and a network trained to predict such codes can make *all* images pick that prototype: the
+# collapse of chapter 01. The column constraint forces every prototype to take $B/K$ images'
+# worth of mass in *every batch*. The next cell checks the closed form on a batch whose
+# images all prefer one prototype. SwAV runs only 3 iterations and keeps the codes soft (rows
 # rescaled to sum to one), with no gradient through them; section 9 measures soft against
 # hard (one-hot) codes.
 #
+# %%
+g0 = torch.Generator().manual_seed(0)
+z_demo = F.normalize(torch.randn(64, 16, generator=g0) + 2.0, dim=1)   # a batch leaning one way
+c_demo = F.normalize(torch.randn(8, 16, generator=g0), dim=1)
+s_demo, eps_demo = z_demo @ c_demo.T, 0.05
+
+
+def row_objective(q):  # Tr(Q^T S) + eps H(Q) with each row summing to one (rows only: no column constraint)
+    return float((q * s_demo).sum() - eps_demo * (q * q.clamp_min(1e-30).log()).sum())
+
+
+gibbs = torch.softmax(s_demo / eps_demo, 1)
+others = [torch.softmax(s_demo / eps_demo + 0.5 * torch.randn(s_demo.shape, generator=g0), 1) for _ in range(200)]
+assert all(row_objective(gibbs) >= row_objective(q) for q in others)   # the softmax is the maximiser
+balanced = sk.swav_codes(s_demo, eps_demo, iterations=50)
+print("prototypes' share of the batch without the column constraint (softmax):",
+      [round(v, 2) for v in (gibbs.sum(0) / 64).tolist()])
+print("with it (Sinkhorn, 50 iterations):", [round(v, 3) for v in (balanced.sum(0) / 64).tolist()])
+assert gibbs.sum(0).max() / 64 > 0.5 and torch.allclose(balanced.sum(0) / 64, torch.full((8,), 1 / 8), atol=1e-3)
+
+# %% [markdown]
 # From scratch, SwAV's loop (rows = samples, as everywhere in `sslkit`):
 
 # %%

@@ -746,9 +746,9 @@ assert agree > 2 / len(test.classes)
 # This chapter trains NPID once, at one budget; how its features compare with SeLa,
 # DeepCluster and SwAV is a question for several seeds per method, which **chapter 07**
 # answers from stored multi-seed runs of every method (`chapters/07_comparison.ipynb`).
-# One property follows from the objective itself: two images of the same class are
-# pushed apart as hard as two unrelated ones. With uniform noise, the share of noise
-# samples that are the image's class-mates is $\sum_c p_c^2$ for class frequencies $p_c$:
+# One property follows from the objective itself: NCE pushes every noise sample away from
+# the image, class-mates included. With uniform noise, the share of noise samples that are
+# the image's class-mates is $\sum_c p_c^2$ for class frequencies $p_c$:
 
 # %%
 freq = torch.bincount(train.labels, minlength=len(train.classes)).float() / N
@@ -758,8 +758,38 @@ print(f"{same_class:.1%} of the noise samples share the image's class on the lab
 assert abs(same_class - 1 / len(train.classes)) < 0.02
 
 # %% [markdown]
-# That is the gap the clustering methods of chapters 03-05 fill: they group instances
-# into pseudo-classes instead of separating every one of them.
+# And it pushes a class-mate *harder* than an unrelated image, not as hard. A noise sample
+# $j$ with similarity $s_j = v_j^\top f$ adds $\log\big(1 + P_j N / m\big)$ to the loss, with
+# $P_j = \exp(s_j/\tau)/Z$, so the gradient that pushes it away is
+# $$
+# \frac{\partial}{\partial s_j} \log\Big(1 + \frac{N}{m} P_j\Big) = \frac{1}{\tau}\, h(j, f),
+# \qquad h(j, f) = \frac{P_j}{P_j + m/N},
+# $$
+# the posterior that $j$ is the data sample: it grows with the similarity. A class-mate,
+# which the features make similar, gets the larger push. The cell checks the closed form
+# against autograd on `sk.nce_loss`, for a noise sample as similar as a class-mate and one
+# unrelated to the image.
+
+# %%
+tau_demo, m_demo, n_demo = 0.07, 4096, 10_000
+sims = torch.zeros(1, 1 + m_demo, dtype=torch.float64)   # the positive, then m noise samples
+sims[0, 0], sims[0, 1] = 0.95, 0.8                        # column 1: a class-mate; the others: unrelated (0)
+sims.requires_grad_(True)
+z_fixed = n_demo * math.exp(0.3 / tau_demo)                # a normaliser of the right size
+loss_demo = sk.nce_loss(torch.exp(sims / tau_demo), z_fixed, n_demo)
+loss_demo.backward()
+p_noise = torch.exp(sims.detach()[0, 1:3] / tau_demo) / z_fixed
+h = p_noise / (p_noise + m_demo / n_demo)
+print("push on the class-mate and on an unrelated sample (dloss/ds):", [f"{g:.4g}" for g in sims.grad[0, 1:3].tolist()],
+      "; closed form h/tau:", [f"{v:.4g}" for v in (h / tau_demo).tolist()])
+assert torch.allclose(sims.grad[0, 1:3], h / tau_demo, rtol=1e-9)
+assert sims.grad[0, 1] > 10 * sims.grad[0, 2]
+
+# %% [markdown]
+# Clustering methods treat class-mates differently: they group instances into
+# pseudo-classes instead of separating every one of them. Whether that gives better
+# features at this book's budget is an empirical question; **chapter 07** answers it from
+# stored multi-seed runs of every method.
 #
 # ## Summary
 #
