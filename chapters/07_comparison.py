@@ -427,6 +427,82 @@ print(f"training time: live {train_s:.0f} s, stored {cell['train_s']:.0f} ± {ce
       "(time depends on the machine and its load: not asserted)")
 
 # %% [markdown]
+# ## 8. The papers' numbers beside ours
+#
+# How far is the lab from what these methods reach when trained as their papers train them?
+# The file `chapters/results/published.json` holds the published CIFAR-10, CIFAR-100 and SVHN
+# numbers of the four methods that could be verified, each with its backbone, epochs, the
+# images it saw in training (epochs x training images) and its source with a link; a number
+# from the method's own authors is marked `authors`, one from another group's re-run
+# `reproduction`. DeepCluster, SwAV and NPID published no CIFAR numbers of their own in
+# their papers (NPID's CIFAR-10 kNN is quoted from its Table 1 by two third parties, as the
+# note in the file says), so for them the table shows re-runs by others.
+
+# %%
+import json
+
+PUBLISHED = RESULTS.parent / "published.json"
+published = json.loads(PUBLISHED.read_text())
+rows_md = ["| method | data | metric | % | backbone | epochs | images seen | source |", "|---|---|---|---|---|---|---|---|"]
+for r in published:
+    seen = f"{r['images_seen'] / 1e6:.0f} M" if r.get("images_seen") else "–"
+    rows_md.append(f"| {r['method']} | {r['dataset']} | {r['metric']} | {r['value']:.1f} | {r['backbone'].split(' (')[0]} "
+                   f"| {r.get('epochs') or '–'} | {seen} | [{r['source_kind']}: {r['source'].split(' (')[0]}]({r['url']}) |")
+display(Markdown("\n".join(rows_md)))
+
+# %% [markdown]
+# The same kNN accuracies against the number of images each network saw in training,
+# on a log scale: the lab runs (mean of their seeds), the 100-epoch runs, and the published
+# CIFAR-10 points. The lab networks are a 4-layer ConvNet on 10,000 images; the published
+# ones are AlexNet or ResNet-18 on all 50,000, trained on GPUs for hundreds of epochs.
+
+# %%
+seen_per_epoch = {r["method"]: r["train_images"] for r in runs if r.get("train_images")}
+fig, ax = plt.subplots(figsize=(8, 4.2))
+markers = {"sela": "o", "deepcluster": "s", "swav": "^", "npid": "D"}
+for i, m in enumerate(SSL):
+    pts = []
+    for budget in ("lab", "long"):
+        row = next((r for r in table if r["dataset"] == "cifar10" and r["budget"] == budget and r["method"] == m), None)
+        if row:
+            pts.append((row["epochs"] * seen_per_epoch[m], row["knn_acc"]))
+    if pts:
+        ax.plot(*zip(*pts), marker=markers[m], color=f"C{i}", label=f"{NAMES[m]}: lab, then 100 epochs (this book)")
+    key = {"sela": "SeLa", "deepcluster": "DeepCluster", "swav": "SwAV", "npid": "NPID"}[m]
+    paper = [r for r in published if r["dataset"] == "CIFAR-10" and r["metric"].startswith("weighted kNN")
+             and r["method"].startswith(key) and r.get("images_seen")]
+    for r in paper:
+        ax.scatter(r["images_seen"], r["value"], marker=markers[m], color=f"C{i}", s=60, facecolors="none",
+                   label=f"{r['method']}, {r['backbone'].split(' (')[0]} ({r['source_kind']})")
+floor = next(r for r in table if r["dataset"] == "cifar10" and r["method"] == "random" and r["budget"] == "lab")
+ax.axhline(floor["knn_acc"], color="grey", lw=1, ls=":", label="untrained network (this book)")
+ax.set(xscale="log", xlabel="images seen in training (epochs x training images, log scale)",
+       ylabel="kNN top-1 accuracy on CIFAR-10 (%)", title="where the lab sits on the training-budget axis")
+ax.legend(fontsize=7, loc="lower right")
+plt.tight_layout()
+plt.show()
+lab_seen = {m: next(r["epochs"] for r in table if r["dataset"] == "cifar10" and r["budget"] == "lab"
+                    and r["method"] == m) * seen_per_epoch[m] for m in SSL}
+paper_seen = [r["images_seen"] for r in published if r["dataset"] == "CIFAR-10" and r.get("images_seen")]
+print("images seen by the lab runs:", {NAMES[m]: f"{v / 1e6:.2f} M" for m, v in lab_seen.items()},
+      f"| the published CIFAR-10 runs: {min(paper_seen) / 1e6:.0f}-{max(paper_seen) / 1e6:.0f} M, "
+      f"{min(paper_seen) / max(lab_seen.values()):.0f}-{max(paper_seen) / min(lab_seen.values()):.0f}x more")
+
+# %% [markdown]
+# **What a GPU run of the `cifar10` presets should reach.** Each method's `cifar10` preset
+# states its source's recipe (`python -m sslkit.train --method=M --help` prints it): SeLa's
+# official CIFAR script (AlexNet, 400 epochs, 10 heads of 128 clusters), NPID's official CIFAR
+# code (ResNet-18, 200 epochs), solo-learn's SwAV recipe (ResNet-18, 1000 epochs, LARS),
+# DeepCluster's official defaults (AlexNet with Sobel, 200 epochs, a constant rate). Run as
+# stated, they should land near the published numbers above of the same recipe: about 78 %
+# kNN and 83 % linear for SeLa, about 80 % kNN for NPID, about 89 % linear for SwAV; for
+# DeepCluster the closest published point is another group's AlexNet re-run (62 % kNN, 78 %
+# linear), whose recipe the preset does not claim to equal. These are expectations, not
+# results of this book: no GPU was available while it was written, and the lab's 4-layer
+# ConvNet on 10,000 images is not the papers' network. `python -m sslkit.bench gpu --device
+# cuda` measures the presets' throughput and runs them for a few epochs on a GPU.
+
+# %% [markdown]
 # ## Summary
 #
 # * One backbone, one evaluation, two budgets (the lab budget with three seeds on CIFAR-10

@@ -132,3 +132,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def tiny_cifar(tmp_path, lab_cache, monkeypatch):
+    """A 10-class image-folder tar (6 train, 3 test images per class) that LABDATA_CIFAR10 names;
+    returns the test's temporary folder."""
+    path = tmp_path / "tiny.tar.gz"
+    make_image_folder_tar(path, classes=[f"class{i}" for i in range(10)], per_class=6)
+    monkeypatch.setenv("LABDATA_CIFAR10", str(path))
+    return tmp_path

@@ -15,20 +15,11 @@ import torch
 
 import labdata
 import sslkit as sk
-from conftest import free_port, make_image_folder_tar
+from conftest import free_port
 from sslkit.train import main
 
-CLASSES = [f"class{i}" for i in range(10)]
 RUN = ["--method=sela", "--preset=lab", "--subset=full", "--batch_size=16", "--num_clusters=5", "--num_heads=2",
        "--mlp_hidden=0", "--device=cpu", "--knn_every=0", "--epochs=2"]
-
-
-@pytest.fixture
-def tiny_cifar(tmp_path, lab_cache, monkeypatch):
-    path = tmp_path / "tiny.tar.gz"
-    make_image_folder_tar(path, classes=CLASSES, per_class=6)
-    monkeypatch.setenv("LABDATA_CIFAR10", str(path))
-    return tmp_path
 
 
 def _snapshot(folder: Path) -> dict:

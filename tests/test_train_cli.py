@@ -5,15 +5,6 @@ import pytest
 from conftest import make_image_folder_tar
 from sslkit.train import main
 
-CLASSES = [f"class{i}" for i in range(10)]
-
-
-@pytest.fixture
-def tiny_cifar(tmp_path, lab_cache, monkeypatch):
-    path = tmp_path / "tiny.tar.gz"
-    make_image_folder_tar(path, classes=CLASSES, per_class=6)
-    monkeypatch.setenv("LABDATA_CIFAR10", str(path))
-    return tmp_path
 
 
 def test_sela_run_writes_a_complete_run_directory(tiny_cifar, capsys):
