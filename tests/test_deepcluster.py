@@ -83,3 +83,22 @@ def test_sobel_parameter_builds_the_sobel_input():
     assert any(isinstance(layer, sk.Sobel) for layer in m.backbone.stem)
     flat = torch.full((1, 3, 8, 8), 0.5)
     assert m.backbone.stem[-1](flat)[..., 1:-1, 1:-1].abs().max() == 0
+
+
+def test_recluster_every_keeps_labels_and_classifier_between_reclusterings():
+    images = _images()
+    cfg = _cfg(recluster_every=2)
+    cfg.epochs = 4
+    m = sk.build_method(cfg, len(images))
+    labels_seen, heads_seen = [], []
+
+    def record(loop, record):
+        labels_seen.append(m.labels.clone())
+        heads_seen.append(m.head.weight.clone())
+    hist = sk.fit(m, images, cfg, torch.device("cpu"), log=None, callbacks=[sk.LambdaCallback(on_epoch_end=record)])
+    assert ["cluster_entropy" in h for h in hist] == [True, False, True, False]  # k-means at epochs 1 and 3
+    assert torch.equal(labels_seen[0], labels_seen[1]) and not torch.equal(labels_seen[1], labels_seen[2])
+    assert not torch.equal(heads_seen[0], heads_seen[1])  # epoch 2 trained the same classifier on
+    assert m.epoch_started == 3 and m.reinitialized_parameters() == []  # its momentum is kept in epoch 4
+    with pytest.raises(sk.ConfigError, match="recluster_every"):
+        sk.validate(_cfg(recluster_every=0))

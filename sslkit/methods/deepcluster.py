@@ -40,6 +40,8 @@ class DeepClusterParams(ViewParams):
     sobel: bool = opt(False, 'paper: True')
     uniform_sampling: bool = opt(True, "the safeguards, switchable for chapter 04's experiments")
     reseed_empty: bool = opt(True, "re-seed empty clusters by splitting a large one (paper's fix)")
+    recluster_every: int = opt(1, 'epochs between reclusterings (the paper: 1, an epoch of 5,000 steps on '
+                                  'ImageNet; the classifier is re-initialised at each)')
 
 
 class DeepCluster(Method):
@@ -61,6 +63,7 @@ class DeepCluster(Method):
         self.register_buffer("centroids", torch.zeros(params.num_clusters, d))
         self.aug = params.view_recipe()
         self._gen = torch.Generator().manual_seed(0)
+        self.epoch_started = 0  # the epoch of the last on_epoch_start
 
     @classmethod
     def check_config(cls, cfg, data=None) -> None:
@@ -68,9 +71,9 @@ class DeepCluster(Method):
         if p.num_clusters < 2:
             raise ConfigError(f"DeepCluster: --params.num_clusters={p.num_clusters}: k-means needs at least 2 clusters "
                               "(one cluster is the trivial solution; the paper over-clusters, 10x the classes)")
-        if p.pca_dim < 1 or p.kmeans_iters < 1 or p.mlp_hidden < 0:
-            raise ConfigError("DeepCluster: --params.pca_dim and --params.kmeans_iters must be at least 1 and "
-                              "--params.mlp_hidden >= 0")
+        if p.pca_dim < 1 or p.kmeans_iters < 1 or p.mlp_hidden < 0 or p.recluster_every < 1:
+            raise ConfigError("DeepCluster: --params.pca_dim, --params.kmeans_iters and --params.recluster_every "
+                              "must be at least 1 and --params.mlp_hidden >= 0")
         if data is not None and p.num_clusters > data.num_samples:
             raise ConfigError(f"DeepCluster: --params.num_clusters={p.num_clusters} is more than the "
                               f"{data.num_samples} training images to cluster; use fewer clusters")
@@ -136,13 +139,21 @@ class DeepCluster(Method):
     def set_extra_state(self, state):
         self._gen.set_state(state["sampler_generator"])
 
+    def reclusters_at(self, epoch: int) -> bool:
+        """Whether the data set is reclustered at the start of ``epoch`` (0-based)."""
+        return epoch % self.params.recluster_every == 0
+
     def on_epoch_start(self, ctx: EpochContext) -> dict:
+        self.epoch_started = ctx.epoch
+        if not self.reclusters_at(ctx.epoch):
+            return {}
         info = self.recluster(ctx.images, seed=ctx.cfg.seed + ctx.epoch)
         self.head.reset_parameters()  # a fresh classifier for the new pseudo-labels
         return info
 
     def reinitialized_parameters(self) -> list:
-        return list(self.head.parameters())  # the loop drops the old classifier's momentum
+        """The classifier, in the epochs that reclustered (the loop drops the old classifier's momentum)."""
+        return list(self.head.parameters()) if self.reclusters_at(self.epoch_started) else []
 
     def sample_order(self, ctx: EpochContext) -> torch.Tensor:
         if self.params.uniform_sampling:
