@@ -13,9 +13,10 @@ resumed from its checkpoint by the same command. After each run its line is writ
 config, so any line is re-run by ``python -m sslkit.sweep rerun LINE``), and the table is
 rewritten beside it (``table.json``, ``table.csv``, ``table.md``).
 
-A **budget** gives every method the same number of epochs of its ``lab`` preset (the
-chapters' runs) -- the one thing that differs between methods is the method. ``random`` is
-the untrained backbone of the lab runs (no training: the floor), evaluated the same way.
+A **budget** says how long each method trains: ``lab`` is every method's ``lab`` preset as it is
+(the chapters' runs; each preset's epochs fit the same time on the book's 2-core CPU), ``long``
+the same presets for 100 epochs. ``random`` is the untrained backbone of the lab runs (no
+training: the floor) and ``pixels`` the standardised pixels, evaluated the same way.
 
 A **variant** is a named change of the presets for an ablation, e.g.
 ``--variant hard_codes -- --params.hard_codes=true``: its runs get their own directories
@@ -35,7 +36,6 @@ from pathlib import Path
 
 import torch
 
-from .methods.base import LAB_EPOCHS
 from .results import (BASELINES, README_BEGIN, README_END, RANDOM, RESULTS, read_results, readme_table,  # noqa: F401
                       results_table,
                       table_markdown, update_readme, write_results)
@@ -45,8 +45,8 @@ from .summary import summarise_run  # noqa: E402
 __all__ = ["BUDGETS", "Cell", "plan", "sweep", "rerun", "run_cell", "summarise_run", "read_results", "write_results",
            "results_table", "table_markdown", "readme_table", "update_readme", "main"]
 
-BUDGETS = {  # name -> (preset, epochs): the same epochs for every method
-    "lab": ("lab", LAB_EPOCHS),
+BUDGETS = {  # name -> (preset, epochs): lab, each method's lab preset as it is (its epochs fit the same time);
+    "lab": ("lab", None),  # long, the same presets for 100 epochs
     "long": ("lab", 100),
 }
 
@@ -71,8 +71,8 @@ class Cell:
 
     def train_args(self, root: Path) -> list[str]:
         preset, epochs = BUDGETS[self.budget]
-        return [f"--method={self.method}", f"--preset={preset}", f"--epochs={epochs}", f"--seed={self.seed}",
-                f"--dataset={self.dataset}", f"--output_dir={self.run_dir(root)}", *self.extra]
+        return [f"--method={self.method}", f"--preset={preset}", *([f"--epochs={epochs}"] if epochs else []),
+                f"--seed={self.seed}", f"--dataset={self.dataset}", f"--output_dir={self.run_dir(root)}", *self.extra]
 
 
 def line_key(line: dict) -> tuple:
@@ -301,7 +301,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--datasets", nargs="+", default=["cifar10"])
     r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     r.add_argument("--budget", default="lab", help=f"one of {sorted(BUDGETS)}: " +
-                   ", ".join(f"{k}: the {v[0]} preset for {v[1]} epochs" for k, v in BUDGETS.items()))
+                   ", ".join(f"{k}: the {v[0]} preset" + (f" for {v[1]} epochs" if v[1] else " as it is")
+                             for k, v in BUDGETS.items()))
     r.add_argument("--device", default="cpu")
     r.add_argument("--root", type=Path, default=Path("runs/sweep"))
     r.add_argument("--results", type=Path, default=RESULTS)

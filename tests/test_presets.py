@@ -75,13 +75,14 @@ def test_every_preset_is_a_valid_config():
             assert preset.source, f"{method}/{preset.name} cites no source"
 
 
-def test_lab_presets_share_the_lab_budget_and_train_in_auto_precision():
-    """The chapters' presets: the same epochs for every method (the sweep's lab budget), and
-    precision auto (bf16 only where the hardware does it: tests/test_backbones.py)."""
-    from sslkit.methods.base import LAB_EPOCHS
+def test_lab_presets_compare_methods_on_one_network_data_and_evaluation():
+    """The chapters' presets: every method on the same network, data and evaluation, in precision auto
+    (bf16 only where the hardware does it: tests/test_backbones.py); their epochs differ, each fitting
+    the lab's time budget (measured in the stored runs, not here: no timed tests). The sweep's lab
+    budget trains the presets as they are, the long budget for 100 epochs."""
     from sslkit.sweep import BUDGETS
 
-    assert BUDGETS["lab"] == ("lab", LAB_EPOCHS) and BUDGETS["long"][0] == "lab"
-    for method in sk.METHODS:
-        cfg = sk.apply_preset(sk.TrainConfig(method=method, device="cpu"), "lab")
-        assert (cfg.epochs, cfg.precision) == (LAB_EPOCHS, "auto"), method
+    assert BUDGETS == {"lab": ("lab", None), "long": ("lab", 100)}
+    shared = {(c.backbone, c.subset, c.precision, c.knn_k, c.knn_temperature)
+              for c in (sk.apply_preset(sk.TrainConfig(method=m, device="cpu"), "lab") for m in sk.METHODS)}
+    assert shared == {("convnet", "lab", "auto", 200, 0.1)}

@@ -21,9 +21,10 @@ def test_plan_refuses_unknown_names_before_any_run():
         sw.plan(["sela"], ["cifar10"], [0], "huge")
     cells = sw.plan(["random", "swav"], ["cifar10", "svhn"], [0, 1], "lab")
     assert len(cells) == 8 and {c.budget for c in cells} == {"lab"}
-    # every method of a budget gets the same epochs of its lab preset
-    from sslkit.methods.base import LAB_EPOCHS
-    assert all(f"--epochs={LAB_EPOCHS}" in c.train_args(Path("r")) for c in cells)
+    # the lab budget trains each lab preset as it is; the long budget for 100 epochs
+    assert not any(a.startswith("--epochs") for c in cells for a in c.train_args(Path("r")))
+    (long,) = sw.plan(["swav"], ["cifar10"], [0], "long")
+    assert "--epochs=100" in long.train_args(Path("r"))
 
 
 def test_table_is_mean_and_sample_std_over_seeds():

@@ -24,14 +24,14 @@ Adding a method (say ``mymethod``) takes one file, here or anywhere:
 """
 
 from ..registry import METHODS
-from .base import LAB_EPOCHS, ColourParams, EpochContext, Method, ViewParams
+from .base import LAB_BUDGET_S, ColourParams, EpochContext, Method, ViewParams
 from .supervised import Supervised, SupervisedParams
 from .sela import SeLa, SelaParams
 from .deepcluster import DeepCluster, DeepClusterParams
 from .swav import SwAV, SwavParams, swapped_prediction_loss
 from .npid import NPID, NpidParams
 
-__all__ = ["build_method", "Method", "EpochContext", "ViewParams", "ColourParams", "METHODS", "LAB_EPOCHS",
+__all__ = ["build_method", "Method", "EpochContext", "ViewParams", "ColourParams", "METHODS", "LAB_BUDGET_S",
            "Supervised", "SupervisedParams", "SeLa", "SelaParams", "DeepCluster", "DeepClusterParams", "SwAV",
            "SwavParams", "NPID", "NpidParams", "swapped_prediction_loss"]
 

@@ -28,7 +28,7 @@ from ..cluster import fit_pca, kmeans, uniform_cluster_sampler
 from ..config import ConfigError, opt
 from ..eval.metrics import collapse_statistics, nmi
 from ..passes import batched, batched_argmax
-from .base import LAB_EPOCHS, EpochContext, Method, ViewParams, hidden_layer
+from .base import EpochContext, Method, ViewParams, hidden_layer
 
 
 @dataclass
@@ -168,7 +168,8 @@ class DeepCluster(Method):
 DeepCluster.add_preset(
     "lab", source="this book: sized for a 2-core CPU (chapter 04)",
     description="ConvNet + 512-wide feature layer on the CIFAR-10 lab subset; K=100, PCA 64",
-    backbone="convnet", subset="lab", epochs=LAB_EPOCHS, precision="auto", batch_size=128, lr=0.05, weight_decay=5e-4,
+    backbone="convnet", subset="lab", epochs=28, knn_every=4, precision="auto", batch_size=128, lr=0.05,
+    weight_decay=5e-4, schedule="constant",
     **{"params.num_clusters": 100, "params.pca_dim": 64})
 DeepCluster.add_preset(
     "cifar10",

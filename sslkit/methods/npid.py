@@ -34,7 +34,7 @@ from ..eval.knn import knn_accuracy
 from ..nce import (exact_instance_loss, init_memory_bank, monte_carlo_normalizer, nce_loss, nce_scores,
                    proximal_term, sample_noise, update_memory_bank)
 from ..passes import batched
-from .base import LAB_EPOCHS, EpochContext, Method, ViewParams
+from .base import EpochContext, Method, ViewParams
 
 
 @dataclass
@@ -146,7 +146,8 @@ NPID.add_preset(
     "lab", source="this book: sized for a 2-core CPU (chapter 06)",
     description="ConvNet on the CIFAR-10 lab subset, 128-d bank filled from the untrained network, NCE with "
                 "m=4096 noise samples shared by each batch, tau 0.07, momentum 0.5",
-    backbone="convnet", subset="lab", epochs=LAB_EPOCHS, precision="auto", batch_size=128, lr=0.06, weight_decay=5e-4,
+    backbone="convnet", subset="lab", epochs=50, knn_every=5, precision="auto", batch_size=128, lr=0.24,
+    weight_decay=5e-4,
     **{"params.dim": 128, "params.num_noise": 4096, "params.temperature": 0.07, "params.bank_momentum": 0.5,
        "params.shared_noise": True, "params.bank_init": "features"})
 _PAPER = ("Wu et al., CVPR 2018 (128-d features, m=4096 noise samples, bank momentum 0.5; CIFAR-10 with "

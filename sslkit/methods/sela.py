@@ -31,7 +31,7 @@ from ..config import ConfigError, opt
 from ..eval.metrics import collapse_statistics, nmi
 from ..passes import batched, batched_argmax
 from ..transport import sela_labels
-from .base import LAB_EPOCHS, EpochContext, Method, ViewParams, hidden_layer
+from .base import EpochContext, Method, ViewParams, hidden_layer
 
 
 @dataclass
@@ -170,7 +170,8 @@ SeLa.add_preset(
     "lab", source="this book: sized for a 2-core CPU (chapter 03)",
     description="ConvNet + 512-wide hidden layer on the CIFAR-10 lab subset; K=30 (3x the classes), "
                 "4 heads, relabelled before every epoch (the first from the random network)",
-    backbone="convnet", subset="lab", epochs=LAB_EPOCHS, precision="auto", batch_size=128, lr=0.1, weight_decay=5e-4,
+    backbone="convnet", subset="lab", epochs=24, knn_every=4, precision="auto", batch_size=128, lr=0.1,
+    weight_decay=5e-4, schedule="constant",
     **{"params.num_clusters": 30, "params.num_heads": 4, "params.relabel_every": 1, "params.lam": 25.0,
        "params.mlp_hidden": 512, "params.sinkhorn_tol": 1e-2, "params.relabel_at_start": True})
 _SELA_CIFAR = ("Asano et al., ICLR 2020, CIFAR experiments; official code yukimasano/self-label scripts/cifar.sh "

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..augment import horizontal_flip, random_crop_with_padding, to_float
 from ..config import ConfigError, opt
-from .base import LAB_EPOCHS, Method
+from .base import Method
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Supervised(Method):
 
 Supervised.add_preset("lab", source="this book: sized for a 2-core CPU (chapter 00)",
                 description="ConvNet on the CIFAR lab subset, a few epochs",
-                backbone="convnet", subset="lab", epochs=LAB_EPOCHS, precision="auto", batch_size=128, lr=0.05,
+                backbone="convnet", subset="lab", epochs=50, knn_every=5, precision="auto", batch_size=128, lr=0.05,
                 weight_decay=5e-4)
 _RECIPE = ("the standard CIFAR ResNet-18 recipe of kuangliu/pytorch-cifar main.py: batch 128, SGD lr 0.1, "
            "momentum 0.9, wd 5e-4, cosine over 200 epochs")

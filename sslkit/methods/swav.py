@@ -37,7 +37,7 @@ from ..config import opt, ConfigError
 from ..eval.metrics import collapse_statistics, nmi
 from ..passes import batched_argmax
 from ..transport import swav_codes
-from .base import LAB_EPOCHS, ColourParams, EpochContext, Method
+from .base import ColourParams, EpochContext, Method
 
 
 @dataclass
@@ -242,7 +242,7 @@ class SwAV(Method):
 SwAV.add_preset(
     "lab", source="this book: sized for a 2-core CPU (chapter 05)",
     description="ConvNet on the CIFAR-10 lab subset; 2x32px crops, K=100 prototypes, batch 128 (no queue needed)",
-    backbone="convnet", subset="lab", epochs=LAB_EPOCHS, precision="auto", batch_size=128, lr=0.3, weight_decay=1e-5,
+    backbone="convnet", subset="lab", epochs=24, knn_every=4, precision="auto", batch_size=128, lr=0.6, weight_decay=1e-5,
     warmup_epochs=1,
     **{"params.proj_hidden": 512, "params.proj_dim": 64, "params.num_prototypes": 100,
        "params.freeze_prototypes_steps": 78, "params.epsilon": 0.05, "params.temperature": 0.1})
