@@ -463,6 +463,7 @@ print(f"training time: live {train_s:.0f} s, stored {cell['train_s']:.0f} ± {ce
 #   benchmark of many methods on one protocol, at full scale.
 # * B. L. Welch. *The generalization of Student's problem when several different population
 #   variances are involved.* Biometrika 34, 1947.
+#   [doi:10.1093/biomet/34.1-2.28](https://doi.org/10.1093/biomet/34.1-2.28).
 
 # %% [markdown]
 # ## Exercises
