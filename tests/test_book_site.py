@@ -36,7 +36,8 @@ BROWSER = _browser()
 pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium installed (apt-get install chromium)")
 INTERACTIVE = ("02_equipartition_optimal_transport", "03_sinkhorn_self_labelling", "05_swav")
 # TeX left as text: a $...$ or \(...\) pair, or a TeX command, outside code and rendered math.
-RAW_TEX = re.compile(r"\$[^$\s][^$\n]{0,200}\$|\\\(|\\\[|\\(frac|sum|lambda|varepsilon|mathbb|operatorname|log)\b")
+RAW_TEX = re.compile(r"\$\$|\$[^$\s][^$\n]{0,200}\$|\\\(|\\\[|"
+                     r"\\(frac|tfrac|sum|log|lambda|varepsilon|mathbb|mathcal|operatorname|langle|cdot|sqrt)(?![a-zA-Z])")
 VISIBLE_TEXT = """() => {
   const body = document.querySelector('main') || document.body;
   const copy = body.cloneNode(true);
