@@ -325,9 +325,11 @@ print(f"chapter ran in {time.time() - chapter_start:.0f} s")
 # * Y. Netzer et al. *Reading digits in natural images with unsupervised feature learning.*
 #   NIPS workshop 2011 (SVHN). [dataset page](http://ufldl.stanford.edu/housenumbers/).
 # * A. Strehl, J. Ghosh. *Cluster ensembles.* JMLR 3, 2002 (NMI).
-#   [paper](https://www.jmlr.org/papers/v3/strehl02a.html); L. Hubert, P. Arabie. *Comparing
-#   partitions.* Journal of Classification 2, 1985 (ARI); H. W. Kuhn. *The Hungarian method
-#   for the assignment problem.* 1955 (cluster accuracy).
+#   [paper](https://www.jmlr.org/papers/v3/strehl02a.html).
+# * L. Hubert, P. Arabie. *Comparing partitions.* Journal of Classification 2, 1985 (ARI).
+#   [doi:10.1007/BF01908075](https://doi.org/10.1007/BF01908075).
+# * H. W. Kuhn. *The Hungarian method for the assignment problem.* Naval Research Logistics
+#   Quarterly 2, 1955 (cluster accuracy). [doi:10.1002/nav.3800020109](https://doi.org/10.1002/nav.3800020109).
 # * The data come through [torchvision.datasets](https://pytorch.org/vision/stable/datasets.html).
 
 # %% [markdown]

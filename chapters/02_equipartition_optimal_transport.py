@@ -182,6 +182,28 @@ print(f"rows of N·Q holding a single 1: {single} of {len(x)}; column sums: {blo
 assert single == len(x) and blob_NQ.sum(0).round().tolist() == [100.0, 100.0, 100.0]
 
 # %% [markdown]
+# **Move it yourself.** The figure below solves 80 such problems exactly with
+# `sk.exact_transport`, one for every combination of the number of points $N$, the number of
+# clusters $K$ and how many times larger blob 0 is than each other blob, and draws the one the
+# sliders pick. It moves in JupyterLab and on the book's website without a running kernel;
+# elsewhere the picture shows $N = 60$, $K = 3$ and blob 0 three times larger. The greedy
+# labels follow the blobs; the plan gives every cluster $N/K$ points whatever the imbalance.
+# When $K$ does not divide $N$ ($N = 30$ or $90$ with $K = 4$), some rows of $N \cdot Q$
+# split between two clusters: the fractional vertex of section 4.
+
+# %%
+moving = sk.transport_explorer(labdata.make_blobs, n_values=(30, 60, 90, 120), k_values=(2, 3, 4, 5),
+                               imbalance=(1, 2, 3, 4, 5))
+for row in moving.rows:                    # one exact problem per slider position
+    nq = torch.tensor(row["q"], dtype=torch.float64).reshape(row["n"], row["k"])
+    assert torch.allclose(nq.sum(0), torch.full((row["k"],), row["n"] / row["k"], dtype=torch.float64),
+                          atol=1e-3)          # N/K points in every cluster
+    split_rows = int(((nq > 1e-3).sum(1) > 1).sum())
+    assert (split_rows > 0) == (row["n"] % row["k"] != 0), (row["n"], row["k"], split_rows)
+print(f"{len(moving.rows)} exact plans: every cluster gets N/K; rows split exactly where K does not divide N")
+moving
+
+# %% [markdown]
 # ## 3. The mutual-information reading
 #
 # Treat $Q$ as a joint distribution of a label $y$ and a data index $i$, and $P$ as another.

@@ -265,6 +265,32 @@ assert all(a > b for a, b in zip(gaps, gaps[1:])), "the gap to the LP must shrin
 assert all(a < b for a, b in zip(iters, iters[1:])), "iterations must grow with λ"
 
 # %% [markdown]
+# **Move λ yourself.** The figure below runs `sk.sinkhorn` (at most 1,000 iterations,
+# tolerance $10^{-6}$) on 40 images and 5 clusters cut from the toy scores above, for 28
+# values of $\lambda$ from 1 to 500, and draws the one the slider picks: the plan
+# $N \cdot Q$ with each image's hard label (the argmax of its row), how many images each
+# label gets, the entropy $H(Q)$ and the L1 error of the cluster marginals. It moves in
+# JupyterLab and on the book's website without a running kernel; elsewhere the picture
+# shows $\lambda \approx 25$. Three regimes show up, and the cell checks each: at small
+# $\lambda$ the plan is soft and its argmax follows the network's preferences rather than
+# the equipartition; in between the plan is nearly 0/1 and the hard labels are balanced; at
+# the largest $\lambda$ 1,000 iterations are not enough, the marginals are off and the
+# labels unbalanced again.
+
+# %%
+moving = sk.sinkhorn_explorer(torch.log_softmax(logits[:40, :5], 1), max_iters=1000, tol=1e-6)
+by_log_lam = {row["l"]: row for row in moving.rows}                     # log10 λ = 0, 0.1, ..., 2.7
+lam_1, lam_10, lam_501 = by_log_lam[0.0], by_log_lam[1.0], by_log_lam[2.7]
+for row in (lam_1, lam_10, lam_501):
+    print(f"λ={row['lam']:5.1f}: H(Q) = {row['h']:.3f}, {row['it']} iterations, marginal error {row['err']:.1e}, "
+          f"hard labels per cluster {row['sizes']}")
+assert lam_1["h"] > lam_10["h"] and max(lam_1["sizes"]) > 8     # soft plan, unbalanced argmax
+assert lam_10["sizes"] == [8] * 5                                 # nearly 0/1, balanced
+assert lam_501["it"] == 1000 and lam_501["err"] > 1e-2           # not converged in 1,000 iterations ...
+assert lam_501["sizes"] != [8] * 5                                # ... and the argmax unbalanced again
+moving
+
+# %% [markdown]
 # The lab preset uses $\lambda = 25$ with a loose tolerance ($10^{-2}$), the paper's CIFAR
 # code $\lambda = 10$. Whether the argmax of such a plan is a balanced labelling depends
 # on how sharp the network's $P$ already is: section 7 shows a case where it is not.

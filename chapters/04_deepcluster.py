@@ -263,8 +263,8 @@ if faiss is not None:
 # Both are Lloyd's algorithm from the same centroids, so they land on (nearly) the same
 # assignment (the agreement is printed). The two timings (best of three repeats each) are
 # one measurement on a shared machine, at a size far below the paper's; the last line says
-# which was faster in this execution and by how much. The README's benchmark table gives
-# medians of interleaved runs at larger sizes, where the matrix products dominate. (On some
+# which was faster in this execution and by how much. The book's Benchmarks page
+# (`book/benchmarks.md`) gives medians of interleaved runs at larger sizes, where the matrix products dominate. (On some
 # CPUs the OpenBLAS inside faiss-cpu's wheel falls back to slow generic kernels;
 # `python -m sslkit.bench kmeans` checks for that and says so.) The paper ran faiss on a GPU,
 # at millions of points and thousands of centroids.

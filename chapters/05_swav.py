@@ -265,6 +265,30 @@ for e, h in zip(epsilons, ents):
 assert ents[-1] > 0.99 and ents[0] < ents[2] < ents[-1]
 
 # %% [markdown]
+# **Move ε and the iterations yourself.** The figure below recomputes the codes of the same
+# batch (256 images, $K = 100$ prototypes; the first 10 images are drawn) with
+# `sk.swav_codes` for $\log_{10} \varepsilon$ from −2 to 0 and 0 to 6 Sinkhorn iterations
+# (0 is the plain softmax of section 1), and draws the setting the sliders pick. It moves in
+# JupyterLab and on the book's website without a running kernel; elsewhere the picture shows
+# $\varepsilon \approx 0.056$ with SwAV's 3 iterations. Without iterations a few prototypes
+# take a large share of the batch; one iteration already cuts the largest share to a few times
+# $1/K$, and the smaller $\varepsilon$, the more iterations the balance needs (printed below).
+# Larger $\varepsilon$ makes every code flatter.
+
+# %%
+moving = sk.swav_codes_explorer(scores, log10_eps=[-2 + 0.25 * j for j in range(9)], iterations=range(7))
+at = {(row["le"], row["t"]): row for row in moving.rows}      # (log10 epsilon, iterations)
+for le, t in [(-2.0, 0), (-2.0, 1), (-2.0, 3), (-1.25, 3), (0.0, 3)]:
+    row = at[(le, t)]
+    print(f"epsilon {row['eps']:.3f}, {t} iterations: largest prototype share {row['top']:.1%} (1/K = {1 / K:.0%}), "
+          f"marginal error {row['err']:.3f}, code entropy {row['h']:.2f} ln K")
+assert at[(-2.0, 0)]["top"] > 5 / K                          # softmax: one prototype takes several shares
+assert all(at[(le, 3)]["top"] < 2 / K for le in {le for le, _ in at})  # SwAV's 3 iterations: no more than 2/K
+assert at[(-2.0, 3)]["err"] > at[(-1.25, 3)]["err"]          # small epsilon needs more iterations
+assert at[(0.0, 3)]["h"] > 0.99                              # large epsilon: flat codes
+moving
+
+# %% [markdown]
 # ## 4. The queue: when the batch is smaller than the prototypes
 #
 # Each prototype should receive $B/K$ images per batch. With $B = 32$ and $K = 100$ that is

@@ -292,8 +292,8 @@ plt.show()
 # the CIFAR-10 lab runs in precision (the last column below) and in how often SeLa relabelled
 # (printed from each run's own config; the paper relabels before every epoch), and their
 # learning rate's cosine decay stretches over 100 epochs. At 3 epochs bf16 and fp32 were
-# measured within the seeds' spread of each other for every method (the README's bf16
-# table), so the epochs are the likely cause of a large gain, but not the only difference.
+# measured within the seeds' spread of each other for every method (the bf16 table of the
+# book's Full-scale runs page, `book/full_scale.md`), so the epochs are the likely cause of a large gain, but not the only difference.
 #
 # There is **one seed per method**, so no spread of its own. The only guide to the noise is
 # the spread of the lab seeds, measured at the lab budget: below, a gap between two long runs
@@ -539,6 +539,7 @@ print("images seen by the lab runs:", {NAMES[m]: f"{v / 1e6:.2f} M" for m, v in 
 #   benchmark of many methods on one protocol, at full scale.
 # * B. L. Welch. *The generalization of Student's problem when several different population
 #   variances are involved.* Biometrika 34, 1947.
+#   [doi:10.1093/biomet/34.1-2.28](https://doi.org/10.1093/biomet/34.1-2.28).
 
 # %% [markdown]
 # ## Exercises

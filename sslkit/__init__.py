@@ -24,6 +24,8 @@ from .nce import (exact_instance_loss, exact_normalizer, init_memory_bank, monte
                   nce_loss, nce_scores, proximal_term, sample_noise, update_memory_bank)
 from .optim import LARS, lr_at, make_optimizer
 from .runs import RunDir, evaluate_run, git_sha, load_run, method_from_checkpoint
+from .interactive import (InteractiveFigure, sinkhorn_explorer, sinkhorn_grid, swav_codes_explorer, swav_codes_grid,
+                          transport_explorer, transport_grid)
 from .results import read_results, results_table, table_markdown
 from .validation import validate
 from .transport import (SinkhornResult, balanced_rounding, cluster_capacities, exact_transport, sela_labels,
@@ -60,4 +62,7 @@ __all__ = [
     "nmi", "ari", "mutual_information", "majority_accuracy", "hungarian_accuracy", "hungarian_match", "cluster_report", "cluster_sizes", "clustering_metrics",
     "embed_umap", "plot_embedding", "plot_umap", "plot_image_grid", "plot_cluster_grid", "plot_curves",
     "plot_cluster_sizes",
+    # figures you can move (chapters 02, 03, 05): a grid computed here, drawn by Vega-Lite
+    "InteractiveFigure", "transport_explorer", "transport_grid", "sinkhorn_explorer", "sinkhorn_grid",
+    "swav_codes_explorer", "swav_codes_grid",
 ]
