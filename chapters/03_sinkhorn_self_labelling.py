@@ -709,7 +709,8 @@ print(f"4 heads vs 1 head: kNN {base['knn'] - one_head['knn']:+.1f} points, NMI 
 print(f"2 augmented label views vs plain images: kNN {views2['knn'] - base['knn']:+.1f} points, "
       f"NMI {views2['nmi_true'] - base['nmi_true']:+.3f}, label stability {views2['nmi_prev'] - base['nmi_prev']:+.2f}")
 assert all(math.isfinite(r["knn"]) and r["knn"] > 10 for r in runs)
-assert views2["time"] > base["time"], "two augmented label views cost more than one plain pass"
+print(f"time: {views2['time']:.0f} s with 2 augmented label views, {base['time']:.0f} s with one plain pass "
+      "(one run each on a machine shared with other work: read it as a rough cost, not a measurement)")
 stable = "less" if views2["nmi_prev"] < base["nmi_prev"] else "no less"
 print(f"in this run the labels from 2 augmented views were {stable} stable between relabellings than those from "
       "the plain images")

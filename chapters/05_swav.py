@@ -349,7 +349,7 @@ def step_time(n_local, reps=3):
 t2, t6 = step_time(0), step_time(4)
 print(f"one step (forward + backward), batch 128: 2 crops {t2 * 1e3:.0f} ms, 2+4 crops {t6 * 1e3:.0f} ms "
       f"({t6 / t2:.1f}x the time, 3x the views)")
-assert t6 / t2 < 3, "a small view should cost less than a full one"
+# (a timing on a shared machine: printed, not asserted; `python -m sslkit.bench train` measures steps properly)
 
 # %% [markdown]
 # The lab run below uses the two full crops only; section 9 measures what multi-crop buys
