@@ -34,30 +34,28 @@
 #
 # **Where the numbers come from.** The stored file `chapters/results/runs.jsonl` holds one
 # line per run: method, data set, budget, seed, kNN and linear-probe accuracy, the
-# clustering scores of the method's clusters on the test images, wall-clock, device, the
-# git commit of the code, the per-epoch kNN curve and the run's whole config. Its CIFAR-10
-# lab cells were written by
+# clustering scores of the method's clusters and of a k-means with K = classes on the test
+# images, wall-clock, device, the git commit of the code, the per-epoch kNN curve and the
+# run's whole config. Every line was written by
 #
 # ```bash
-# python -m sslkit.sweep run --methods random supervised sela deepcluster swav npid \
-#     --datasets cifar10 --seeds 0 1 2 --budget lab
+# python -m sslkit.sweep run --datasets cifar10 cifar100 --seeds 0 1 2 --budget lab
+# python -m sslkit.sweep run --methods supervised sela deepcluster swav npid --datasets cifar10 \
+#     --seeds 0 --budget long -- --knn_every=5
 # ```
 #
-# which trains each cell through `python -m sslkit.train` (the code every chapter uses),
-# skips finished runs and resumes killed ones, from the current `lab` presets: every method
-# the same number of epochs of its chapter's `lab` preset on the lab subset (10,000 training
-# and 2,000 test images, balanced over the classes), the lab ConvNet, on 2 CPU cores, in the
-# presets' precision `auto` (bf16 where the CPU does bf16 in hardware). The CIFAR-100 lab
-# cells (the same command with `--datasets cifar100`) and the 100-epoch runs of section 6
-# are older: they were trained from an earlier version of the presets (CIFAR-100 with 12
-# epochs instead of 16) in fp32, and have not been re-run yet. The first cell below prints the epochs and
-# precision of every (data set, budget), and the table keeps cells of different versions in
-# rows of their own, so nothing is compared across versions unnoticed. Within one data set
-# and budget every method has the same epochs (asserted). `random` is the untrained ConvNet
-# (the floor), `supervised` the same network trained on the labels (the ceiling). The
-# commits the runs were trained from are
-# printed below. Any stored line is re-run by `python -m sslkit.sweep rerun N` (from its
-# stored config).
+# (and the two SwAV variants of chapter 05), which trains each cell through
+# `python -m sslkit.train` (the code every chapter uses), skips finished runs and resumes
+# killed ones. The **lab** budget trains each method's `lab` preset as it is: about four
+# minutes on 2 CPU cores each (the presets set the epochs each method fits in that time:
+# a SwAV epoch computes two views of every image, an NPID epoch one), on the lab subset
+# (10,000 training and 2,000 test images, balanced over the classes), the lab ConvNet, in the
+# presets' precision `auto` (bf16 where the CPU does bf16 in hardware). The **long** budget
+# trains the same presets for 100 epochs. `pixels` are the standardised pixels and `random`
+# the untrained ConvNet (the floors), `supervised` the same network trained on the labels
+# (the ceiling). All lines come from one commit of the code (printed below, with the epochs
+# and precision of every cell). Any stored line is re-run by `python -m sslkit.sweep rerun N`
+# (from its stored config).
 
 # %%
 import math
@@ -76,39 +74,40 @@ RESULTS = next(p for p in (Path("results/runs.jsonl"), Path("chapters/results/ru
 
 runs = [r for r in sk.read_results(RESULTS) if not r.get("variant")]  # each method as its preset defines it
 table = sk.results_table(runs)
-NAMES = {"random": "random init", "supervised": "supervised", "sela": "SeLa", "deepcluster": "DeepCluster",
-         "swav": "SwAV", "npid": "NPID"}
-SSL = ["sela", "deepcluster", "swav", "npid"]
+SSL = [m for m, cls in sk.METHODS.items() if not cls.uses_labels]   # the self-supervised methods
+NAMES = {"pixels": "pixels", "random": "random init", "supervised": "supervised",
+         **{m: sk.METHODS[m].title.split(" (")[0] for m in SSL}}
 datasets = sorted({r["dataset"] for r in runs})
-trained = [r for r in runs if r["method"] != "random"]
-cells_ = {(r["dataset"], r["budget"]) for r in trained}
-epochs_of = {c: sorted({r["epochs"] for r in trained if (r["dataset"], r["budget"]) == c}) for c in cells_}
-assert all(len(e) == 1 for e in epochs_of.values()), f"every method of a budget trains the same epochs: {epochs_of}"
-LAB_EPOCHS = epochs_of[("cifar10", "lab")][0]   # CIFAR-10's lab budget, which sections 6 and 7 use
-precision_of = {c: sorted({r.get("precision") or r["config"]["precision"] for r in trained
-                            if (r["dataset"], r["budget"]) == c}) for c in cells_}
-print(f"{len(runs)} stored runs from {RESULTS}; epochs and precision per (data set, budget):")
-for c in sorted(cells_):
-    print(f"  {c[0]:>8}, {c[1]:>4}: {epochs_of[c][0]:3d} epochs, {'/'.join(precision_of[c])}")
-print("code:", sorted({r["git_sha"][:12] for r in runs}), "| devices:", sorted({r["device_name"] for r in runs}))
+trained = [r for r in runs if r["epochs"]]
+epochs_of = {(r["dataset"], r["budget"], r["method"]): r["epochs"] for r in trained}
+precision_of = sorted({r.get("precision") or r["config"]["precision"] for r in trained})
+shas = sorted({r["git_sha"] for r in sk.read_results(RESULTS)})
+print(f"{len(runs)} stored runs from {RESULTS}, precision {'/'.join(precision_of)}; epochs of each method:")
+for ds, budget in sorted({(r["dataset"], r["budget"]) for r in trained}):
+    print(f"  {ds:>8}, {budget:>4}: " + ", ".join(f"{NAMES[m]} {e}" for (d, b, m), e in sorted(epochs_of.items())
+                                                   if (d, b) == (ds, budget)))
+print("code:", [s[:12] for s in shas], "| devices:", sorted({r["device_name"] for r in runs}))
+assert len(shas) == 1, "every stored run comes from one commit of the code"
 
 # %% [markdown]
-# ## 1. The table
+# ## 1. The tables
 #
-# Each cell is the mean ± the sample standard deviation over the seeds (kNN: k = 200,
-# temperature 0.1, cosine similarity, on the backbone's features; linear probe: logistic
-# regression on the frozen features; NMI and cluster accuracy: the method's own clusters on
-# the test images — SeLa's best head, DeepCluster's classifier, SwAV's prototypes —
-# against the classes, with the best one-to-one matching of clusters to classes for the
-# accuracy). Training time is the number of epochs times the median epoch time, without
-# the evaluation. On CIFAR-10, with more clusters than classes (K = 30 or 100 against 10
-# classes), a one-to-one matching leaves most clusters unmatched, so the cluster accuracy is
-# low by construction; on CIFAR-100, SeLa's K = 30 can match at most 30 of the 100 classes.
-# NMI depends less on K than the cluster accuracy, but it is not independent of it either:
-# compare it between methods with the same K (DeepCluster and SwAV, K = 100).
+# Each cell is the mean ± the sample standard deviation over the seeds. The first table
+# measures the representation (the protocol of chapter 00: kNN with k = 200 and temperature
+# 0.1 on the backbone's features; the linear probe on the frozen features) and the training
+# time (the number of epochs times the median epoch time, without the evaluation). The
+# second measures clusters on the 2,000 test images, two ways. **Own clusters**: the method's
+# own clustering (SeLa's best head, DeepCluster's k-means — each test image to its nearest
+# centroid in the whitened space —, SwAV's prototypes) against the classes, by NMI, ARI and
+# the majority-vote accuracy (each cluster labelled by its most frequent class), read beside
+# its K (30 or 100 clusters for 10 classes: an over-clustering). **k-means, K = classes**: for
+# every network, the methods, the floors and the ceiling alike, a k-means with as many
+# clusters as classes on its L2-normalised features, scored by NMI, ARI and the one-to-one
+# (Hungarian) accuracy — one measure that compares them all.
 
 # %%
 display(Markdown(sk.table_markdown(table)))
+display(Markdown(sk.table_markdown(table, "clusters")))
 
 # %% [markdown]
 # ## 2. What the numbers say, and what they do not
@@ -127,19 +126,19 @@ display(Markdown(sk.table_markdown(table)))
 # with C does not make A tied with C), so it then tests every other pair too.
 
 # %%
-def welch_t(a, b):
-    """Welch's t of the difference of two cells' means (None if either has one seed)."""
-    if a["seeds"] < 2 or b["seeds"] < 2:
+def welch_t(a, b, key="knn_acc"):
+    """Welch's t of the difference of two cells' means of ``key`` (None if either has one seed)."""
+    if a["seeds"] < 2 or b["seeds"] < 2 or a.get(key) is None or b.get(key) is None:
         return None
-    se = math.sqrt(a["knn_acc_std"] ** 2 / a["seeds"] + b["knn_acc_std"] ** 2 / b["seeds"])
-    return math.inf if se == 0 else (a["knn_acc"] - b["knn_acc"]) / se
+    se = math.sqrt(a[key + "_std"] ** 2 / a["seeds"] + b[key + "_std"] ** 2 / b["seeds"])
+    return math.inf if se == 0 else (a[key] - b[key]) / se
 
 
 verdicts = {}
 for ds in datasets:
     rows = sorted([r for r in table if r["dataset"] == ds and r["budget"] == "lab" and r["method"] in SSL],
                   key=lambda r: -r["knn_acc"])
-    print(f"{ds}, lab budget ({epochs_of[(ds, 'lab')][0]} epochs), kNN accuracy (mean ± std over seeds):")
+    print(f"{ds}, lab budget (each preset's epochs, about four minutes each), kNN accuracy (mean ± std over seeds):")
     for a, b in zip(rows, rows[1:]):
         t = welch_t(a, b)
         word = ("no seeds to judge by" if t is None else "a gap the seeds' spread does not explain" if t >= 3 else
@@ -167,23 +166,25 @@ for ds in datasets:
 # line after the neighbours). With Welch's degrees of freedom of 2–4, $t = 3$ is the lower
 # end of the 95 % points, so a verdict near it is a weak one. What the table does **not** say:
 #
-# * **Nothing about long training.** The lab budget (its epochs printed at the top) on
-#   10,000 images is small; the papers train for hundreds of epochs on the full data. Methods that learn slowly at first
-#   (an online method whose prototypes are frozen in the first epoch, say) can rank
+# * **Nothing about long training.** The lab budget (four minutes, each preset's epochs printed
+#   at the top) on 10,000 images is small; the papers train for hundreds of epochs on the full
+#   data (section 8 puts the two side by side). Methods that learn slowly at first can rank
 #   differently later; the curves of section 3 show how far each had got, and section 6
 #   trains each method for 100 epochs (one seed each).
-# * **Nothing about the presets' fairness beyond epochs.** Every method got the same epochs
-#   and the same network, but its own learning rate, batch and head from its chapter. SeLa's
-#   lab preset has K = 30 clusters, sized for CIFAR-10's ten classes; on CIFAR-100 it is
-#   *under*-clustering (30 clusters for 100 classes) while DeepCluster and SwAV keep 100.
+# * **Nothing about the presets' fairness beyond time.** Every method got the same time and
+#   the same network, but its own learning rate, schedule, batch and head from its chapter,
+#   tuned by a handful of single runs each (each preset's source cites them). SeLa's lab preset
+#   has K = 30 clusters, sized for CIFAR-10's ten classes; on CIFAR-100 it is *under*-clustering
+#   (30 clusters for 100 classes) while DeepCluster and SwAV keep 100.
 # * **Nothing beyond these data sets and this network.** A 4-layer ConvNet at 32x32.
 
 # %% [markdown]
 # ## 3. Accuracy against wall-clock
 #
 # Epochs are not equally expensive: SwAV computes two views per image, SeLa relabels the
-# whole data set before every epoch, DeepCluster runs PCA and k-means. The kNN monitor was
-# measured after every epoch; below, its mean over the seeds against the time spent
+# whole data set before every epoch, DeepCluster runs PCA and k-means; that is why the lab
+# presets train different numbers of epochs in the same time. The kNN monitor was
+# measured every few epochs (each preset says how often); below, its mean over the seeds against the time spent
 # training up to that epoch (the epochs done times the run's median epoch time, so that an
 # epoch slowed by another job on the machine does not bend the curve).
 
@@ -195,8 +196,9 @@ for ax, ds in zip(axes[0], datasets):
         if not rs:
             continue
         n = min(len(r["curve"]) for r in rs)
-        t = [(e + 1) * sum(r["train_s"] / r["epochs"] for r in rs) / len(rs) for e in range(n)]
-        acc = [sum(r["curve"][e]["knn_acc"] for r in rs) / len(rs) for e in range(n)]
+        measured = [e for e in range(n) if all(r["curve"][e]["knn_acc"] is not None for r in rs)]  # monitor epochs
+        t = [(e + 1) * sum(r["train_s"] / r["epochs"] for r in rs) / len(rs) for e in measured]
+        acc = [sum(r["curve"][e]["knn_acc"] for r in rs) / len(rs) for e in measured]
         ax.plot(t, acc, marker="o", ms=3, label=NAMES[m], ls="--" if m == "supervised" else "-")
     floor = next(r for r in table if r["dataset"] == ds and r["method"] == "random" and r["budget"] == "lab")
     ax.axhline(floor["knn_acc"], color="grey", lw=1, ls=":", label="random init")
@@ -260,6 +262,39 @@ plt.show()
 # classes yet, and SwAV, with K = 100 prototypes used evenly, spreads each class thinnest.
 
 # %% [markdown]
+# ### Do the methods' features cluster better than the floors?
+#
+# A clustering method's own clusters are an over-clustering, which the majority accuracy and
+# NMI above score with K in mind. The fairer question for every network is the second table's:
+# cluster its features into exactly as many clusters as there are classes with k-means, and
+# compare with the same k-means on the standardised pixels and on the untrained network's
+# features. The cell below computes, per data set, each network's NMI and one-to-one accuracy
+# of that k-means, and Welch's t of its NMI against the better of the two floors.
+
+# %%
+cluster_verdict = {}
+for ds in datasets:
+    rows = {r["method"]: r for r in table if r["dataset"] == ds and r["budget"] == "lab" and not r.get("variant")}
+    floors = [rows[b] for b in ("pixels", "random") if b in rows]
+    floor = max(floors, key=lambda r: r["kmeans_nmi"])
+    print(f"{ds}: k-means with K = classes, NMI (%) and accuracy (%) on the test images, mean ± std over seeds")
+    for m in ["pixels", "random", *SSL, "supervised"]:
+        r = rows.get(m)
+        if r is None or r.get("kmeans_nmi") is None:
+            continue
+        t = welch_t(r, floor, "kmeans_nmi") if m in SSL else None
+        if m in SSL:
+            cluster_verdict[(ds, m)] = t
+        verdict = "" if t is None else (f"   vs {NAMES[floor['method']]}: t = {t:+.1f} -> "
+                                        + ("clearly better" if t >= 3 else "clearly worse" if t <= -3 else
+                                           "no difference the seeds' spread explains away"))
+        print(f"  {NAMES[m]:>12}: NMI {100 * r['kmeans_nmi']:5.1f} ± {100 * r['kmeans_nmi_std']:.1f}, "
+              f"accuracy {r['kmeans_acc']:5.1f} ± {r['kmeans_acc_std']:.1f}{verdict}")
+beaten = {k: t for k, t in cluster_verdict.items() if t is not None and t >= 3}
+print(f"\nmethods whose k-means clusters beat both floors clearly (t >= 3): "
+      f"{', '.join(f'{NAMES[m]} ({ds})' for ds, m in beaten) or 'none'}")
+
+# %% [markdown]
 # ## 5. The four representations, side by side
 #
 # The stored runs also keep a UMAP embedding of 1,000 test images' features for seed 0 of
@@ -284,23 +319,18 @@ plt.show()
 # %% [markdown]
 # ## 6. A longer budget: 100 epochs, one seed each
 #
-# The `long` budget trains each method's same lab preset for 100 epochs instead of the lab
-# budget's, on CIFAR-10, with the kNN monitor every 5 epochs instead of every epoch
+# The `long` budget trains each method's same lab preset for 100 epochs instead of its lab
+# epochs, on CIFAR-10, with the kNN monitor every 5 epochs
 # (`python -m sslkit.sweep run --budget long --datasets cifar10 --seeds 0 -- --knn_every=5`;
-# the training time of each run on 2 CPU cores is printed below). The stored long runs come
-# from the earlier version of the presets (the top of the chapter): besides the epochs, they differ from
-# the CIFAR-10 lab runs in precision (the last column below) and in how often SeLa relabelled
-# (printed from each run's own config; the paper relabels before every epoch), and their
-# learning rate's cosine decay stretches over 100 epochs. At 3 epochs bf16 and fp32 were
-# measured within the seeds' spread of each other for every method (the bf16 table of the
-# book's Full-scale runs page, `book/full_scale.md`), so the epochs are the likely cause of a large gain, but not the only difference.
+# the training time of each run on 2 CPU cores is printed below); the learning rate's
+# schedule stretches over the 100 epochs.
 #
 # There is **one seed per method**, so no spread of its own. The only guide to the noise is
 # the spread of the lab seeds, measured at the lab budget: below, a gap between two long runs
 # smaller than 3 times the largest lab standard deviation is read as no difference, and a
 # larger one as a hint from a single seed — a rough rule, since the spread at 100 epochs was
 # not measured. In the left figure the dots are the lab runs (mean ± std over their seeds,
-# at the lab budget's last epoch), the curves the 100-epoch runs.
+# at their last epoch), the curves the 100-epoch runs.
 
 # %%
 long_runs = {r["method"]: r for r in runs if r["dataset"] == "cifar10" and r["budget"] == "long"}
@@ -324,8 +354,8 @@ if long_methods:
     for ax in axes:
         ax.axhline(floor, color="grey", lw=1, ls=":", label="random init")
         ax.set_ylabel("kNN top-1 accuracy (%)")
-    axes[0].set(xlabel="epoch", title=f"cifar10: 100-epoch runs (one seed each)\n"
-                                      f"dots: the {LAB_EPOCHS}-epoch lab runs, mean ± std")
+    axes[0].set(xlabel="epoch", title="cifar10: 100-epoch runs (one seed each)\n"
+                                      "dots: the lab runs, mean ± std")
     axes[1].set(xlabel="training time (min on 2 CPU cores; epochs x median epoch time)",
                 title="the same runs against training time")
     axes[0].legend(fontsize=8)
@@ -340,7 +370,7 @@ if long_methods:
         where = "every one" if len(at_long) == long_cfg.epochs else f"0-based: {at_long}"
         print(f"SeLa relabelled at the start of {len(at_lab)} of its {lab_cfg.epochs} lab epochs, and of "
               f"{len(at_long)} of its {long_cfg.epochs} long epochs ({where})\n")
-    print(f"{'method':>11} | kNN, {LAB_EPOCHS} epochs (mean ± std) | kNN, 100 epochs |  gain | linear, 100 epochs | "
+    print(f"{'method':>11} | kNN, lab (epochs; mean ± std) | kNN, 100 epochs |  gain | linear, 100 epochs | "
           f"best kNN (epoch) | last 10 epochs | training time | precision (long / lab)")
     for m in long_methods:
         r, lab = long_runs[m], lab_rows[m]
@@ -348,11 +378,11 @@ if long_methods:
         best = max(pts, key=lambda p: p[1])
         tail = [k for e, k in pts if e >= r["epochs"] - 10]
         knn, lab_knn = round(round(r["knn_acc"], 4), 1), round(lab["knn_acc"], 1)   # rounded as the table rounds
-        print(f"{NAMES[m]:>11} | {lab_knn:5.1f} ± {lab['knn_acc_std']:.1f} ({lab['seeds']} seeds)     | "
+        print(f"{NAMES[m]:>11} | {lab_knn:5.1f} ± {lab['knn_acc_std']:.1f} ({lab['epochs']:2d}; {lab['seeds']} seeds) | "
               f"{knn:14.1f}  | {knn - lab_knn:+5.1f} | {round(r['linear_acc'], 4):18.1f} | "
               f"{best[1]:7.1f} ({best[0]:3d})  | {tail[0]:.1f} -> {tail[-1]:.1f}   | {r['train_s'] / 60:5.0f} min     | "
               f"{r.get('precision') or r['config']['precision']} / {lab['precision']}")
-    print(f"gain: the single 100-epoch run minus the mean of the {LAB_EPOCHS}-epoch seeds")
+    print("gain: the single 100-epoch run minus the mean of the lab seeds")
     ssl_long = sorted([m for m in long_methods if m in SSL], key=lambda m: -long_runs[m]["knn_acc"])
     noise = 3 * max(lab_rows[m]["knn_acc_std"] for m in ssl_long) if ssl_long else 0.0
     order_long = NAMES[ssl_long[0]] if ssl_long else ""
@@ -367,7 +397,7 @@ if long_methods:
     for a, b in zip(lab_sorted, lab_sorted[1:]):   # the verdicts of section 2
         t = welch_t(lab_rows[a], lab_rows[b])
         order_lab += (" > " if t is not None and t >= 3 else " ≈ ") + NAMES[b]
-    print(f"\nat {LAB_EPOCHS:3d} epochs: {order_lab}   (≈: neighbours within the seeds' spread, Welch's t < 3; see section 2 "
+    print(f"\nat the lab budget: {order_lab}   (≈: neighbours within the seeds' spread, Welch's t < 3; see section 2 "
           "for pairs further apart)")
     print(f"at 100 epochs: {order_long}   (≈: gap within {noise:.1f} points; >: a single-seed hint)")
     assert all(long_runs[m]["knn_acc"] > lab_rows[m]["knn_acc"] + 3 * lab_rows[m]["knn_acc_std"] for m in ssl_long), \
