@@ -172,7 +172,7 @@ SeLa.add_preset(
                   "43.3 % at 0.3; 16 epochs with a cosine decay: 43.7 %)",
     description="ConvNet + 512-wide hidden layer on the CIFAR-10 lab subset; K=30 (3x the classes), "
                 "4 heads, relabelled before every epoch (the first from the random network), constant rate",
-    backbone="convnet", subset="lab", epochs=24, knn_every=2, precision="auto", batch_size=128, lr=0.1,
+    backbone="convnet", subset="lab", epochs=34, knn_every=2, precision="auto", batch_size=128, lr=0.1,
     weight_decay=5e-4, schedule="constant",
     **{"params.num_clusters": 30, "params.num_heads": 4, "params.relabel_every": 1, "params.lam": 25.0,
        "params.mlp_hidden": 512, "params.sinkhorn_tol": 1e-2, "params.relabel_at_start": True})
