@@ -41,7 +41,8 @@ def build_method(cfg, data) -> Method:
 
     data: a ``sslkit.data.DataInfo`` (or just the number of training images): what the
     method's per-image state and data-dependent parameters are sized by. The weights are
-    initialised from ``cfg.seed``, so a config alone reproduces a run.
+    initialised from ``cfg.seed``, so a config alone reproduces a run; the backbone's stem
+    follows ``cfg.image_size`` and its normalisation ``cfg.dataset``.
     """
     from ..backbones import build_backbone
     from ..data import DataInfo
@@ -55,5 +56,6 @@ def build_method(cfg, data) -> Method:
     if info.num_classes is not None:
         cfg.params = cls.resolve_params(cfg.params, info)
     seed_everything(cfg.seed)
-    backbone = build_backbone(cfg.backbone, dataset=cfg.dataset, **cls.backbone_options(cfg.params))
+    backbone = build_backbone(cfg.backbone, dataset=cfg.dataset, image_size=cfg.image_size,
+                              **cls.backbone_options(cfg.params))
     return cls(backbone, cfg.params, info.num_samples)

@@ -120,11 +120,21 @@ class DeepCluster(Method):
     def pseudo_labels(self) -> torch.Tensor:
         return self.labels
 
-    def centroid_scores(self, x: torch.Tensor) -> torch.Tensor:
+    def centroid_scores(self, x: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
         """Minus the squared distance of each image's whitened, L2-normalised feature to each
-        centroid of the last k-means (up to a constant per image): its argmax is the nearest one."""
-        y = F.normalize((self.mlp(self.backbone(x)).float() - self.whiten_mean) @ self.whiten_matrix, dim=1)
+        centroid of the last k-means (up to a constant per image): its argmax is the nearest one.
+        ``hidden``: the feature layer's output for ``x``, when it is already computed."""
+        hidden = self.mlp(self.backbone(x)) if hidden is None else hidden
+        y = F.normalize((hidden.float() - self.whiten_mean) @ self.whiten_matrix, dim=1)
         return 2 * y @ self.centroids.t() - self.centroids.pow(2).sum(1)
+
+    def assign_features(self, features):
+        """The nearest centroid of the last k-means, and the probability that the classifier (trained on
+        that clustering for the epoch that followed it) gives that cluster."""
+        hidden = self.mlp(features)
+        clusters = self.centroid_scores(None, hidden).argmax(1)
+        p = F.softmax(self.head(hidden).float(), 1)
+        return [(clusters, p.gather(1, clusters[:, None]).squeeze(1))]
 
     def predict_clusters(self, images):
         """The cluster of each image in the last k-means: its nearest centroid in the whitened space."""

@@ -153,6 +153,11 @@ class SeLa(Method):
     def predict_clusters(self, images):
         return [batched_argmax(lambda x, h=h: h(self.mlp(self.backbone(x))), images, module=self) for h in self.heads]
 
+    def assign_features(self, features):
+        """Every head's cluster (its arg-max) and its softmax probability."""
+        h = self.mlp(features)
+        return [tuple(F.softmax(head(h).float(), 1).max(1))[::-1] for head in self.heads]
+
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         if ctx.epoch in self.relabel_epochs(ctx.cfg.epochs):
             return self.relabel(ctx.images)
