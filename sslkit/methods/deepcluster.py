@@ -182,3 +182,17 @@ for _ds, _k in (("cifar100", 1000), ("svhn", 100)):
                                    f"K={_k} (10x the classes, the paper's over-clustering)",
         dataset=_ds, backbone="alexnet", subset="full", epochs=200, batch_size=256, lr=0.05, weight_decay=1e-5,
         schedule="constant", **{"params.num_clusters": _k, "params.pca_dim": 256, "params.sobel": True, "params.mlp_hidden": 4096})
+DeepCluster.add_preset(
+    "imagenet",
+    source="Caron et al., ECCV 2018, ImageNet; official code facebookresearch/deepcluster main.sh (AlexNet with "
+           "Sobel, lr 0.05, weight decay 1e-5, K=10000) with main.py's defaults (batch 256, SGD momentum 0.9 at a "
+           "constant rate, 200 epochs, a reclustering every epoch, sampling uniform over the clusters), clustering.py "
+           "(PCA to 256 dimensions, whitening, L2 normalisation, k-means), models/alexnet.py (the '2012' widths "
+           "96-256-384-384-256 with batch norm, two 4096-wide layers) and cluster_assign's RandomResizedCrop(224) "
+           "+ flip, no colour jitter. Here: the convolutions' output is pooled globally into one 4096-wide layer",
+    description="AlexNet with Sobel on ImageNet at 224 px, K=10000, PCA 256, 200 epochs, batch 256 (kNN monitor every "
+                "10 epochs on 50 images per class)",
+    dataset="imagenet", subset="full", image_size=224, backbone="alexnet_big", epochs=200, batch_size=256, lr=0.05,
+    lr_batch_size=256, momentum=0.9, weight_decay=1e-5, schedule="constant", knn_every=10, eval_subset="50",
+    **{"params.num_clusters": 10000, "params.pca_dim": 256, "params.sobel": True, "params.mlp_hidden": 4096,
+       "params.crop_scale_min": 0.08, "params.jitter_strength": 0.0, "params.gray_p": 0.0})

@@ -86,3 +86,12 @@ for _ds, _classes, _epochs in (("cifar10", 10, 200), ("cifar100", 100, 200), ("s
                     description=f"ResNet-18 on full {_ds}", dataset=_ds, backbone="resnet18", subset="full",
                     epochs=_epochs, batch_size=128, lr=0.1, lr_batch_size=128, momentum=0.9, weight_decay=5e-4,
                     schedule="cosine", **{"params.num_classes": _classes})
+Supervised.add_preset(
+    "imagenet",
+    source="the standard ImageNet ResNet-50 recipe of pytorch/examples imagenet/main.py run with -a resnet50 (He et "
+           "al., CVPR 2016): batch 256, SGD lr 0.1, momentum 0.9, weight decay 1e-4, 90 epochs, the rate x0.1 every "
+           "30 epochs; RandomResizedCrop(224) and flip",
+    description="ResNet-50 on ImageNet at 224 px, 90 epochs, batch 256",
+    dataset="imagenet", subset="full", image_size=224, backbone="resnet50", epochs=90, batch_size=256, lr=0.1,
+    lr_batch_size=256, momentum=0.9, weight_decay=1e-4, schedule="step", lr_milestones=(30, 60), lr_gamma=0.1,
+    knn_every=10, eval_subset="50", **{"params.num_classes": 1000, "params.crop": "resized"})

@@ -277,6 +277,29 @@ for _ds, _eps in (("cifar10", 0.05), ("cifar100", 0.05), ("svhn", 0.05)):
            "params.queue_length": 3840, "params.queue_start_epoch": 50, "params.freeze_prototypes_steps": 2 * 195,
            "params.epsilon": _eps, "params.temperature": 0.1})
 
+SwAV.add_preset(
+    "imagenet",
+    source="Caron et al., NeurIPS 2020, ImageNet (75.3 % linear top-1); official code facebookresearch/swav "
+           "scripts/swav_800ep_pretrain.sh (ResNet-50, 2x224 + 6x96 crops of scale (0.14, 1) and (0.05, 0.14), "
+           "3000 prototypes, 128-d features, epsilon 0.05, 3 Sinkhorn iterations, temperature 0.1, no queue, "
+           "800 epochs, batch 64 per GPU on 64 GPUs = 4096, base lr 4.8 to a final 0.0048 by a cosine, 10 warm-up "
+           "epochs from 0.3, weight decay 1e-6, prototypes frozen for 313 iterations, fp16) and main_swav.py "
+           "(projection 2048-2048-128 with batch norm, SGD momentum 0.9 inside LARC with trust coefficient 0.001 "
+           "and no clipping; colour distortion of strength 1 with p 0.8, grey 0.2, Gaussian blur p 0.5). Here: bf16 "
+           "for fp16, the warm-up starts at 0, LARS leaves biases and norm layers out (LARC adapts them too). On "
+           "fewer than 64 processes the batch is smaller than the 3000 prototypes: add a queue (the 200- and "
+           "400-epoch scripts at batch 256 use 3840 from epoch 15)",
+    description="ResNet-50 on ImageNet, 2x224 + 6x96 crops, K=3000, 800 epochs, batch 64 per process x 64 "
+                "processes (torchrun), LARS (kNN monitor every 10 epochs on 50 images per class)",
+    dataset="imagenet", subset="full", image_size=224, backbone="resnet50", epochs=800, batch_size=64, lr=4.8,
+    lr_batch_size=4096, final_lr_ratio=0.001, warmup_epochs=10, weight_decay=1e-6, momentum=0.9, schedule="cosine",
+    optimizer="lars", lars_eta=0.001, lars_clip=False, precision="bf16", knn_every=10, eval_subset="50",
+    **{"params.proj_hidden": 2048, "params.proj_dim": 128, "params.num_prototypes": 3000, "params.queue_length": 0,
+       "params.epsilon": 0.05, "params.sinkhorn_iters": 3, "params.temperature": 0.1,
+       "params.freeze_prototypes_steps": 313, "params.n_local": 6, "params.local_size": 96,
+       "params.global_scale_min": 0.14, "params.local_scale_min": 0.05, "params.jitter_strength": 1.0,
+       "params.gray_p": 0.2, "params.blur_p": 0.5})
+
 
 def lightly_swav_rates(method: SwAV, cfg, n, images, device, precision, batch_size, steps, ips) -> list[tuple]:
     """``bench train``'s comparison with lightly's SwaV (when lightly is installed; else ``[]``):
