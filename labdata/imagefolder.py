@@ -50,20 +50,21 @@ def to_rgb(img, where: str):
 
 
 def fit_square(img, size: int):
-    """``img`` (PIL) as ``size x size``: its shorter side resized to ``size`` (bilinear, with
-    Pillow's antialiasing when it shrinks), then the centre square cut out, as torchvision's
-    ``Resize(size)`` + ``CenterCrop(size)``. A square image is only resized (not at all when it
-    is already ``size x size``)."""
+    """``img`` (PIL) as ``size x size``: torchvision's ``Resize(size)`` then ``CenterCrop(size)`` on a
+    PIL image, step for step (the shorter side resized to ``size``, the longer to
+    ``int(size * long / short)``, bilinear with Pillow's antialiasing when it shrinks; the crop's
+    corner at ``round`` of half the excess). An image already ``size x size`` is left as it is."""
     from PIL import Image
 
     w, h = img.size
     if (w, h) == (size, size):
         return img
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    nw, nh = (size, new_long) if w <= h else (new_long, size)
     img = img.resize((nw, nh), Image.BILINEAR)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    return img.crop((left, top, left + size, top + size)) if (nw, nh) != (size, size) else img
+    top, left = int(round((nh - size) / 2.0)), int(round((nw - size) / 2.0))
+    return img if (nw, nh) == (size, size) else img.crop((left, top, left + size, top + size))
 
 
 def decode_image(data: bytes, where: str, size: int | None) -> np.ndarray:

@@ -78,6 +78,7 @@ class ImageSource:
         self.dataset, self.size, self.workers = dataset, int(size), int(workers)
         self.index = torch.arange(len(dataset)) if index is None else torch.as_tensor(index, dtype=torch.long)
         self._names, self.fingerprint, self.where = names, fingerprint, where
+        self.skipped: list[str] = []  # files of the source left out (not images, or not opening)
 
     def __len__(self) -> int:
         return len(self.index)

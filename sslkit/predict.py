@@ -171,24 +171,16 @@ def predict(args) -> dict:
     """Run the checks, then write the folder ``args.out``; returns what ``predict.json`` holds."""
     import numpy as np
 
-    import labdata
-    from labdata.files import FileImages, probe
-
     from .gallery import write_gallery
-    from .imagesource import ImageSource, default_workers
+    from .imagesource import default_workers
 
     run, files, out = _checks(args)
     workers = default_workers() if args.workers < 0 else args.workers
-    opens = [probe(files, i) for i in range(len(files))]  # headers only; a file that fails later stops with its name
-    skipped = files.skipped + [n for n, ok in zip(files.names, opens) if not ok]
-    if not any(opens):
-        raise labdata.LabDataError(f"--images={files.root}: none of its {len(files)} image files opens as an image")
+    images = run.images(args.images, workers)  # headers only; a file that fails to decode later stops with its name
+    skipped = images.skipped
     if skipped:
         print(f"skipped {len(skipped)} files of {files.root} that are not images or do not open: "
               f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
-    files = files.subset([i for i, ok in enumerate(opens) if ok])
-    images = ImageSource(FileImages(files, run.image_size, skip_bad=True), run.image_size, workers,
-                         where=str(files.root))
     feats, found = run.scan(images, args.batch_size, workers)
     bank = nb = None
     if args.neighbours:

@@ -5,8 +5,9 @@
     found = run.assign("new_tiles/")             # each image's cluster and the method's confidence
     found.clusters[:, 0], found.confidence[:, 0], found.names
 
-Images can be a folder or archive of images (at any depth), one image file, a list of files
-or PIL images, or a uint8 tensor (N, 3, H, W); they are read as the run's training images were
+Images can be a folder or archive of images (at any depth; files that are not images or do
+not open are skipped, and listed in ``.skipped`` of ``run.images(path)``), one image file, a
+list of files or PIL images, or a uint8 tensor (N, 3, H, W); they are read as the run's training images were
 (``image_size`` of the checkpoint: shorter side resized, centre square) and normalised as its
 backbone normalises. ``TrainedRun`` still unpacks as ``method, config, metrics``.
 
@@ -92,9 +93,20 @@ class TrainedRun:
         size = self.image_size
         if isinstance(images, ImageSource):
             return images
-        if isinstance(images, (str, Path)):
+        if isinstance(images, (str, Path)):  # files that are not images or do not open are skipped: .skipped
+            from labdata.files import probe
+
             files = scan_images(images, what="images")
-            return ImageSource(FileImages(files, size, skip_bad=True), size, workers, where=str(files.root))
+            opens = [probe(files, i) for i in range(len(files))]
+            if not any(opens):
+                from labdata import LabDataError
+
+                raise LabDataError(f"{files.root}: none of its {len(files)} image files opens as an image")
+            skipped = files.skipped + [n for n, ok in zip(files.names, opens) if not ok]
+            files = files.subset([i for i, ok in enumerate(opens) if ok])
+            source = ImageSource(FileImages(files, size, skip_bad=True), size, workers, where=str(files.root))
+            source.skipped = skipped
+            return source
         if isinstance(images, (list, tuple)):
             import numpy as np
             from PIL import Image
