@@ -283,8 +283,9 @@ def info(name: str) -> dict:
         "num_classes": spec.num_classes,
         "image_size": spec.image_size,
         "homepage": spec.homepage,
-        "source": f"{spec.env_var}={env}" if env else (f"set {spec.env_var} to its folder" if spec.folder_only else
-                                                      f"official files in {official.official_dir(spec, cache.raw_root())}"),
+        "source": f"{spec.env_var}={env}" if env else (
+            f"set {spec.env_var} to its folder" if spec.folder_only else
+            f"official files in {official.official_dir(spec, cache.raw_root())}"),
         "available_offline": {s: available(spec.name, s) for s in spec.splits},
         "subsets": spec.subsets,
         "cache": str(cache.cache_root()),

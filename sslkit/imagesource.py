@@ -154,7 +154,8 @@ class ImageSource:
         return out
 
     def __repr__(self) -> str:
-        return f"ImageSource({len(self)} images of {self.where or 'a dataset'} at {self.size}px, {self.workers} workers)"
+        return (f"ImageSource({len(self)} images of {self.where or 'a dataset'} at {self.size}px, "
+                f"{self.workers} workers)")
 
 
 def is_source(images) -> bool:

@@ -207,7 +207,8 @@ def predict(args) -> dict:
                       per_cluster=args.per_cluster)
         record = {"checkpoint": str(run.path), "epoch": run.epoch, "method": run.info.get("method"),
                   "image_size": run.image_size, "images": len(names), "skipped_files": skipped,
-                  "heads": int(found_clusters.shape[1]), "clusters_used": int(torch.unique(found_clusters[:, 0]).numel()),
+                  "heads": int(found_clusters.shape[1]),
+                  "clusters_used": int(torch.unique(found_clusters[:, 0]).numel()),
                   "neighbours": args.neighbours, "feature_dim": int(feats.shape[1]), "note": note}
         (tmp / "predict.json").write_text(json.dumps(record, indent=2))
         if out.exists():

@@ -118,10 +118,11 @@ def _check_names(cfg) -> None:
             not Path(cfg.eval_dataset).expanduser().exists():
         raise ConfigError(f"--eval_dataset={cfg.eval_dataset}: no such data set or path; use one of "
                           f"{labdata.datasets()} or a folder with train/<class>/* and test/<class>/* (or val/)")
-    if cfg.eval_dataset and cfg.eval_dataset not in labdata.datasets() and labdata.layout(cfg.eval_dataset) != "labelled":
+    own_folder = cfg.eval_dataset and cfg.eval_dataset not in labdata.datasets()
+    if own_folder and labdata.layout(cfg.eval_dataset) != "labelled":
         raise ConfigError(f"--eval_dataset={cfg.eval_dataset} is not a labelled set of images: it needs "
                           "train/<class>/* and test/<class>/* (or val/<class>/*)")
-    if cfg.eval_dataset and cfg.eval_dataset not in labdata.datasets() and str(cfg.eval_subset) in ("lab", "mini"):
+    if own_folder and str(cfg.eval_subset) in ("lab", "mini"):
         raise ConfigError(f"--eval_subset={cfg.eval_subset} is defined for {labdata.datasets()} only; with a folder "
                           "use --eval_subset=full or a number of images per class")
     dev = cfg.device

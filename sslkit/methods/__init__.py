@@ -14,7 +14,9 @@ Adding a method (say ``mymethod``) takes one file, here or anywhere:
    data)`` for its settings, ``cluster_count(params)`` if it clusters,
    ``per_sample_buffers`` / ``per_process_buffers`` for state that has a row per image or
    per process, ``predict_clusters(images)`` and ``pseudo_labels()`` for the cluster metrics,
-   ``smoke_params(params, batch_size)`` for tiny runs.
+   ``assign_features(features)`` for each cluster's confidence (``sk.load_run(...).assign``,
+   ``python -m sslkit.predict``), ``smoke_params(params, batch_size)`` for tiny runs. Images
+   come at any side (``--image_size``): take crop sizes from the batch (``AugmentConfig(size=0)``).
 3. Presets with their sources: ``MyMethod.add_preset("lab", source=..., epochs=..., **{"params.k": 10})``.
 4. Import the module: inside this package, add it to the imports below; outside it, name it in
    ``SSLKIT_PLUGINS`` (``sslkit.registry``) so that the command line and the processes it
