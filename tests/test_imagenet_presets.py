@@ -51,7 +51,7 @@ def _smoke_options(method: str, batch: int) -> list[str]:
     return opts + epochs + (["--params.num_classes=0"] if method == "supervised" else [])
 
 
-@pytest.mark.parametrize("method", sorted(sk.METHODS))
+@pytest.mark.parametrize("method", sorted(m for m, c in sk.METHODS.items() if "imagenet" in c.presets))
 def test_the_imagenet_preset_trains_a_few_steps_on_a_folder_in_imagenets_layout(method, imagenet_folder,
                                                                                  tmp_path, monkeypatch):
     monkeypatch.setenv("LABDATA_IMAGENET", str(imagenet_folder))
