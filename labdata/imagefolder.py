@@ -49,7 +49,27 @@ def to_rgb(img, where: str):
     raise LabDataError(f"{where}: images of mode {mode!r} cannot be converted to RGB; convert it to 8-bit RGB first")
 
 
-def _decode(data: bytes, where: str, size: int | None) -> np.ndarray:
+def fit_square(img, size: int):
+    """``img`` (PIL) as ``size x size``: torchvision's ``Resize(size)`` then ``CenterCrop(size)`` on a
+    PIL image, step for step (the shorter side resized to ``size``, the longer to
+    ``int(size * long / short)``, bilinear with Pillow's antialiasing when it shrinks; the crop's
+    corner at ``round`` of half the excess). An image already ``size x size`` is left as it is."""
+    from PIL import Image
+
+    w, h = img.size
+    if (w, h) == (size, size):
+        return img
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    nw, nh = (size, new_long) if w <= h else (new_long, size)
+    img = img.resize((nw, nh), Image.BILINEAR)
+    top, left = int(round((nh - size) / 2.0)), int(round((nw - size) / 2.0))
+    return img if (nw, nh) == (size, size) else img.crop((left, top, left + size, top + size))
+
+
+def decode_image(data: bytes, where: str, size: int | None) -> np.ndarray:
+    """The bytes of one image file as uint8 (3, H, W) RGB, ``size x size`` when ``size`` is given
+    (``fit_square``). Raises ``LabDataError`` naming ``where`` for a file that does not decode."""
     from PIL import Image
 
     try:
@@ -59,9 +79,12 @@ def _decode(data: bytes, where: str, size: int | None) -> np.ndarray:
         raise LabDataError(f"cannot decode image {where} ({type(exc).__name__}: {exc}); the file is "
                            "corrupt: replace it or fetch the dataset again.") from exc
     img = to_rgb(img, where)
-    if size is not None and img.size != (size, size):
-        img = img.resize((size, size), Image.BILINEAR)
+    if size is not None:
+        img = fit_square(img, size)
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+
+
+_decode = decode_image
 
 
 def _entries_from_tar(path: Path, splits, decode):

@@ -21,7 +21,7 @@ from . import cache, official
 from .errors import LabDataError
 from .imagefolder import read_image_folder
 from .registry import CIFAR100_COARSE_CLASSES, CIFAR100_FINE_TO_COARSE, DatasetSpec, get_spec
-from .subsets import balanced_indices, per_class_count
+from .subsets import balanced_indices, per_class_count, random_indices
 
 
 @dataclass
@@ -34,7 +34,7 @@ class LabData:
     """
 
     images: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor | None  # None: images without labels (a folder of them, STL-10's unlabelled split)
     classes: list[str]
     name: str = ""
     split: str = ""
@@ -46,7 +46,19 @@ class LabData:
         return iter((self.images, self.labels, self.classes))
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.images)
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None and len(self.classes) > 0
+
+    @property
+    def names(self) -> list[str]:
+        """Where each image came from: its file inside a folder source, else ``split[index]``."""
+        if self.extra.get("files") is not None:
+            return list(self.extra["files"])
+        index = self.indices.tolist() if self.indices is not None else range(len(self))
+        return [f"{self.name}:{self.split}[{i}]" for i in index]
 
     @property
     def num_classes(self) -> int:
@@ -84,7 +96,8 @@ def _source_key(path: Path) -> str:
 
 
 def _payload(data: dict, source: str) -> dict:
-    out = {"images": torch.from_numpy(data["images"]), "labels": torch.from_numpy(data["labels"]),
+    labels = data.get("labels")
+    out = {"images": torch.from_numpy(data["images"]), "labels": None if labels is None else torch.from_numpy(labels),
            "classes": list(data["classes"]), "source": source}
     if "coarse_labels" in data:
         out["coarse_labels"] = torch.from_numpy(data["coarse_labels"])
@@ -94,7 +107,14 @@ def _payload(data: dict, source: str) -> dict:
 def _load_full(spec: DatasetSpec, split: str, download: bool) -> dict:
     """The whole split as a payload dict, from the tensor cache when possible."""
     env_path = _env_source(spec)
-    if env_path is not None:
+    if spec.folder_only and env_path is None:
+        raise LabDataError(f"{spec.name} cannot be downloaded automatically: set {spec.env_var} to its folder "
+                           "(train/<wnid>/*.JPEG and val/<wnid>/*.JPEG), or pass the folder's path as the data set")
+    if spec.folder_only:
+        raise LabDataError(f"{spec.name} ({env_path}) is too large to load as one tensor: `python -m sslkit.train "
+                           f"--dataset={spec.name}` streams it from its folder (labdata.scan_images lists its files)")
+    official_root = _official_root(spec, env_path)
+    if env_path is not None and official_root is None:
         key = _source_key(env_path)
         cached = cache.load_split(cache.tensor_path(spec.name, split, key))
         if cached is not None:
@@ -114,8 +134,8 @@ def _load_full(spec: DatasetSpec, split: str, download: bool) -> dict:
                 result = payload
         return result
 
-    raw = cache.raw_root()
-    cached = cache.load_split(cache.tensor_path(spec.name, split, "official"))
+    raw = official_root or cache.raw_root()
+    cached = cache.load_split(cache.tensor_path(spec.name, split, "official")) if spec.cache_official else None
     if cached is not None:
         return cached
     if official.missing_files(spec, raw, [split]):
@@ -127,17 +147,30 @@ def _load_full(spec: DatasetSpec, split: str, download: bool) -> dict:
         official.download(spec, raw, [split])
     official.verify(spec, raw, [split])
     payload = _payload(official.read_official(spec, raw, split), f"official:{official.official_dir(spec, raw)}")
-    cache.save_split(cache.tensor_path(spec.name, split, "official"), payload)
+    if spec.cache_official:
+        cache.save_split(cache.tensor_path(spec.name, split, "official"), payload)
     return payload
+
+
+def _official_root(spec: DatasetSpec, env_path: Path | None) -> Path | None:
+    """The folder holding ``spec``'s official files when its environment variable names them (the
+    folder ``stl10_binary`` itself, or one that contains it) rather than an image-folder tree."""
+    if env_path is None or not spec.base_folder or not spec.files or not env_path.is_dir():
+        return None
+    if (env_path / spec.base_folder).is_dir():
+        return env_path
+    return env_path.parent if env_path.name == spec.base_folder else None
 
 
 def load(name: str, split: str = "train", subset=None, *, target: str = "fine",
          download: bool = True, seed: int = 0) -> LabData:
-    """Load a split of ``cifar10``, ``cifar100`` or ``svhn`` as tensors.
+    """Load a split of ``cifar10``, ``cifar100``, ``svhn`` or ``stl10`` as tensors.
 
     subset: None for the whole split, a name (``"lab"``: CIFAR-10/SVHN 1000 train / 200 test
         images per class, CIFAR-100 100 / 20; ``"mini"``: a tenth of that) or an int
-        (images per class). Subsets are class-balanced and deterministic.
+        (images per class). Subsets are class-balanced and deterministic. A split without
+        labels (STL-10's ``unlabeled`` and ``train+unlabeled``, whose ``labels`` are None)
+        takes that many images in all, a seeded random sample.
     target: for CIFAR-100, ``"fine"`` (100 classes) or ``"coarse"`` (20 superclasses).
     download: fetch the official files through torchvision when they are missing.
     """
@@ -161,9 +194,11 @@ def load(name: str, split: str = "train", subset=None, *, target: str = "fine",
             labels, classes = coarse, list(CIFAR100_COARSE_CLASSES)
     indices = None
     if subset is not None:
-        indices = balanced_indices(full["labels"], per_class_count(spec, split, subset), seed,
-                                   classes=list(full["classes"]), where=f"{spec.name}/{split}")
-        images, labels = images[indices], labels[indices]
+        count = per_class_count(spec, split, subset)
+        indices = (random_indices(len(images), count, seed, where=f"{spec.name}/{split}") if labels is None else
+                   balanced_indices(full["labels"], count, seed, classes=list(full["classes"]),
+                                    where=f"{spec.name}/{split}"))
+        images, labels = images[indices], (labels[indices] if labels is not None else None)
         extra = {k: (v[indices] if torch.is_tensor(v) else v) for k, v in extra.items()}
         record = cache.cache_root() / "subsets" / f"{spec.name}-{split}-{subset}-seed{seed}.json"
         if not record.exists():
@@ -188,8 +223,33 @@ def load_image_folder(path, split: str = "train", size: int = 32, subset=None, s
         indices = balanced_indices(labels, per_class_count(None, split, subset), seed,
                                    classes=data["classes"], where=f"{path}:{split}")
         images, labels = images[indices], labels[indices]
+    files = data["files"] if indices is None else [data["files"][i] for i in indices.tolist()]
     return LabData(images, labels, data["classes"], name=path.name, split=split,
-                   indices=indices, source=str(path))
+                   indices=indices, source=str(path), extra={"files": files})
+
+
+def load_unlabelled(path, size: int = 32, subset: int | None = None, seed: int = 0, workers: int = 0) -> LabData:
+    """Every image at any depth of a folder, ``.tar`` or ``.tar.gz`` (``labdata.scan_images``),
+    decoded at ``size x size`` (shorter side resized, centre square), without labels.
+
+    subset: None for all of them, or a number of images: a seeded random sample, in a seeded
+        shuffled order (as the labelled subsets).
+    workers: processes that decode in parallel (0: this one).
+    Files that are not images, and images that do not decode, are skipped: ``extra["skipped"]``
+    lists their paths inside the source (``extra["files"]``: the images kept, in order).
+    """
+    from .files import decode_files, scan_images
+
+    files = scan_images(path)
+    if subset is not None:
+        files = files.subset(random_indices(len(files), int(subset), seed, where=str(files.root)))
+    images, kept, bad = decode_files(files, size, workers, skip_bad=True)
+    names = [files.names[i] for i in kept.tolist()]
+    if not names:
+        raise LabDataError(f"none of the {len(files)} image files in {files.root} decodes (e.g. "
+                           f"{', '.join(files.names[:3])}): check that they are images")
+    return LabData(images, None, [], name=files.root.name, split="", source=str(files.root),
+                   extra={"files": names, "skipped": files.skipped + [files.names[i] for i in bad]})
 
 
 def available(name: str, split: str = "train") -> bool:
@@ -199,6 +259,8 @@ def available(name: str, split: str = "train") -> bool:
         if _env_source(spec) is not None:
             return True
     except LabDataError:
+        return False
+    if spec.folder_only:
         return False
     if cache.tensor_path(spec.name, split, "official").is_file():
         return True
@@ -221,7 +283,9 @@ def info(name: str) -> dict:
         "num_classes": spec.num_classes,
         "image_size": spec.image_size,
         "homepage": spec.homepage,
-        "source": f"{spec.env_var}={env}" if env else f"official files in {official.official_dir(spec, cache.raw_root())}",
+        "source": f"{spec.env_var}={env}" if env else (
+            f"set {spec.env_var} to its folder" if spec.folder_only else
+            f"official files in {official.official_dir(spec, cache.raw_root())}"),
         "available_offline": {s: available(spec.name, s) for s in spec.splits},
         "subsets": spec.subsets,
         "cache": str(cache.cache_root()),

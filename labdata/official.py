@@ -4,6 +4,9 @@
   (3072 bytes = 3 x 32 x 32, channel-major) with ``labels`` / ``fine_labels``.
 * SVHN: the cropped-digits ``{split}_32x32.mat`` files, ``X`` of shape (32, 32, 3, N)
   and ``y`` of shape (N, 1) with the digit 0 stored as label 10.
+* STL-10: the binary files of ``stl10_binary.tar.gz``, ``{split}_X.bin`` raw uint8 bytes of
+  N x 3 x 96 x 96 images stored column-major (each channel transposed), ``{split}_y.bin`` one
+  byte per image with the labels 1..10 (``unlabeled_X.bin`` has no labels).
 
 Downloads stream into a temporary folder with a time limit on every read
 (``LABDATA_TIMEOUT`` seconds, 60 by default: a stalled connection fails instead of waiting
@@ -183,5 +186,40 @@ def read_svhn(spec: DatasetSpec, raw_root: Path, split: str) -> dict:
     return {"images": images, "labels": labels, "classes": [str(d) for d in range(10)]}
 
 
+def _stl10_images(path: Path) -> np.ndarray:
+    try:
+        raw = np.memmap(path, dtype=np.uint8, mode="r")
+    except (OSError, ValueError) as exc:
+        raise LabDataError(f"cannot read {path} ({type(exc).__name__}: {exc}); delete it and run "
+                           "`python -m labdata fetch stl10` again.") from exc
+    if raw.size % (3 * 96 * 96):
+        raise LabDataError(f"{path} holds {raw.size} bytes, not a whole number of 3x96x96 images: the file is "
+                           "truncated; delete it and fetch the data set again.")
+    return np.ascontiguousarray(raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2))
+
+
+def read_stl10(spec: DatasetSpec, raw_root: Path, split: str) -> dict:
+    """One STL-10 split as arrays (the official binary layout, read as torchvision's ``STL10``
+    reads it); ``labels`` is None for the splits without labels."""
+    from .registry import STL10_CLASSES
+
+    folder = official_dir(spec, raw_root)
+    images, labels = [], []
+    for part in split.split("+"):
+        images.append(_stl10_images(folder / f"{part}_X.bin"))
+        if part != "unlabeled":
+            labels.append(np.fromfile(folder / f"{part}_y.bin", dtype=np.uint8).astype(np.int64) - 1)
+            if len(labels[-1]) != len(images[-1]) or labels[-1].min(initial=0) < 0 or labels[-1].max(initial=0) > 9:
+                raise LabDataError(f"{folder / (part + '_y.bin')} does not hold one label 1..10 per image of "
+                                   f"{part}_X.bin; delete both and fetch the data set again.")
+    names = folder / "class_names.txt"
+    classes = names.read_text().split() if names.is_file() else list(STL10_CLASSES)
+    out = {"images": np.concatenate(images) if len(images) > 1 else images[0], "classes": classes,
+           "labels": labels[0] if split not in spec.unlabelled_splits else None}
+    return out
+
+
 def read_official(spec: DatasetSpec, raw_root: Path, split: str) -> dict:
+    if spec.name == "stl10":
+        return read_stl10(spec, raw_root, split)
     return read_svhn(spec, raw_root, split) if spec.name == "svhn" else read_cifar(spec, raw_root, split)

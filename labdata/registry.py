@@ -32,6 +32,9 @@ CIFAR100_FINE_TO_COARSE = [
 
 SVHN_CLASSES = [str(d) for d in range(10)]
 
+# the order of class_names.txt in the official STL-10 archive (labels 1..10 in the files)
+STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
+
 
 @dataclass
 class DatasetSpec:
@@ -49,8 +52,17 @@ class DatasetSpec:
     meta_file: tuple[str, str] | None = None
     split_urls: dict[str, str] = field(default_factory=dict)  # SVHN: one file per split
     # lab subsets: images per class for each split
+    # (for a split without labels, such as STL-10's unlabelled images, the number of images)
     subsets: dict[str, dict[str, int]] = field(default_factory=dict)
     homepage: str = ""
+    # the split self-supervised methods train on (STL-10: its 5,000 labelled and 100,000 unlabelled
+    # images together), and the splits without labels
+    ssl_split: str = "train"
+    unlabelled_splits: tuple[str, ...] = ()
+    # read from its folder only (ImageNet: no automatic download; sslkit streams it from the folder)
+    folder_only: bool = False
+    test_split: str = "test"  # the split evaluation queries (ImageNet: val)
+    cache_official: bool = True  # keep decoded official files as tensors (STL-10's binary files read as fast)
 
 
 SPECS: dict[str, DatasetSpec] = {
@@ -112,6 +124,48 @@ SPECS: dict[str, DatasetSpec] = {
         homepage="http://ufldl.stanford.edu/housenumbers/",
     ),
 }
+
+SPECS["stl10"] = DatasetSpec(
+    name="stl10",
+    description="STL-10: 96x96 colour images, 5,000 labelled training images in 10 classes, 8,000 test images "
+                "and 100,000 unlabelled images (Coates, Lee, Ng, 2011), the official binary files",
+    splits=("train", "test", "unlabeled", "train+unlabeled"),
+    num_classes=10,
+    image_size=96,
+    env_var="LABDATA_STL10",
+    url="http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",  # torchvision's source and checksums
+    archive_md5="91f7769df0f17e558f3565bffb0c7dfb",
+    base_folder="stl10_binary",
+    files={"train": [("train_X.bin", "918c2871b30a85fa023e0c44e0bee87f"),
+                     ("train_y.bin", "5a34089d4802c674881badbb80307741")],
+           "test": [("test_X.bin", "7f263ba9f9e0b06b93213547f721ac82"),
+                    ("test_y.bin", "36f9794fa4beb8a2c72628de14fa638e")],
+           "unlabeled": [("unlabeled_X.bin", "5242ba1fed5e4be9e1e742405eb56ca4")],
+           "train+unlabeled": [("train_X.bin", "918c2871b30a85fa023e0c44e0bee87f"),
+                               ("unlabeled_X.bin", "5242ba1fed5e4be9e1e742405eb56ca4")]},
+    subsets={"lab": {"train": 100, "test": 50, "unlabeled": 5000, "train+unlabeled": 5000},
+             "mini": {"train": 10, "test": 5, "unlabeled": 500, "train+unlabeled": 500}},
+    homepage="https://cs.stanford.edu/~acoates/stl10/",
+    ssl_split="train+unlabeled",
+    unlabelled_splits=("unlabeled", "train+unlabeled"),
+    cache_official=False,
+)
+
+SPECS["imagenet"] = DatasetSpec(
+    name="imagenet",
+    description="ImageNet ILSVRC-2012: 1.28 million training images in 1,000 classes, 50,000 validation images; "
+                "read from its folder (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG) named by LABDATA_IMAGENET",
+    splits=("train", "val"),
+    num_classes=1000,
+    image_size=224,
+    env_var="LABDATA_IMAGENET",
+    url=None,
+    archive_md5=None,
+    base_folder=None,
+    homepage="https://image-net.org/challenges/LSVRC/2012/",
+    folder_only=True,
+    test_split="val",
+)
 
 TOY_DATASETS = ("blobs", "rings")
 

@@ -48,3 +48,11 @@ def balanced_indices(labels: torch.Tensor, per_class: int, seed: int = 0, classe
         chosen.append(pos[torch.randperm(len(pos), generator=g)[:per_class]])
     chosen = torch.sort(torch.cat(chosen)).values
     return chosen[torch.randperm(len(chosen), generator=torch.Generator().manual_seed(seed * 100_003 + 7919))]
+
+
+def random_indices(n: int, count: int, seed: int = 0, where: str = "") -> torch.Tensor:
+    """``count`` of ``n`` images without labels: the first ``count`` of a seeded permutation."""
+    if count > n:
+        raise LabDataError(f"{where or 'the data'} has {n} images, fewer than the {count} the subset asks for; "
+                           f"choose --subset={n} or fewer")
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + 7919))[:count]

@@ -26,6 +26,8 @@ from .optim import LARS, lr_at, make_optimizer
 from .runs import RunDir, evaluate_run, git_sha, load_run, method_from_checkpoint
 from .interactive import (InteractiveFigure, sinkhorn_explorer, sinkhorn_grid, swav_codes_explorer, swav_codes_grid,
                           transport_explorer, transport_grid)
+from .trained import Assignment, TrainedRun
+from .imagesource import ImageSource
 from .results import read_results, results_table, table_markdown
 from .validation import validate
 from .transport import (SinkhornResult, balanced_rounding, cluster_capacities, exact_transport, sela_labels,
@@ -45,7 +47,9 @@ __all__ = [
     "build_method", "fit", "train_step", "Loop", "knn_monitor", "LARS", "make_optimizer", "lr_at", "validate",
     "DataInfo", "Callback", "LambdaCallback", "StepLosses", "batched", "batched_argmax",
     "METHODS", "Method", "EpochContext", "ViewParams", "ColourParams", "RunDir", "git_sha", "swapped_prediction_loss",
-    "load_run", "evaluate_run", "method_from_checkpoint",
+    "load_run", "evaluate_run", "method_from_checkpoint", "TrainedRun", "Assignment",
+    # images that do not fit in memory, decoded by worker processes
+    "ImageSource",
     "dist",
     # stored results of sweeps (chapter 07)
     "read_results", "results_table", "table_markdown",

@@ -319,7 +319,7 @@ def gaussian_blur(x: torch.Tensor, p: float = 0.5, sigma=(0.1, 2.0), kernel_size
 class AugmentConfig:
     """One view's recipe (defaults: the SimCLR/SwAV recipe at CIFAR scale)."""
 
-    size: int = 32
+    size: int = 32  # side of the view in pixels; 0: the input's own side (the methods' recipes: images of any size)
     scale: tuple = (0.2, 1.0)
     flip_p: float = 0.5
     jitter_strength: float = 0.5  # SimCLR's s: brightness/contrast/saturation 0.8s, hue 0.2s
@@ -337,7 +337,7 @@ def augment(images: torch.Tensor, cfg: AugmentConfig | None = None) -> torch.Ten
     """One augmented view of every image: crop+resize+flip, colour jitter, grayscale, blur."""
     cfg = cfg or AugmentConfig()
     x = to_float(images)
-    x = random_resized_crop(x, cfg.size, cfg.scale, flip_p=cfg.flip_p, sampler=cfg.crop_sampler)
+    x = random_resized_crop(x, cfg.size or x.shape[-1], cfg.scale, flip_p=cfg.flip_p, sampler=cfg.crop_sampler)
     s = cfg.jitter_strength
     if s > 0 and cfg.jitter_p > 0:
         x = color_jitter(x, 0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, p=cfg.jitter_p,

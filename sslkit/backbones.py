@@ -11,6 +11,18 @@ global pooling, so ``backbone(x)`` is (B, ``backbone.dim``) for any input resolu
   code (models/alexnet.py: 64-192-384-256-256, itself from DeepCluster), with the
   first convolution adapted to 32x32 inputs (3x3, stride 1) and batch norm, the network
   the SeLa and DeepCluster CIFAR/SVHN experiments start from.
+* ``resnet50``: torchvision's ResNet-50 (2048 features), the network of the ImageNet
+  recipes of SwAV and NPID.
+* ``alexnet_big``: AlexNet with the "big" widths of the SeLa code (96-256-384-384-256, the
+  '2012' configuration of DeepCluster's models/alexnet.py), the ImageNet network of both.
+
+The stem follows ``image_size``: below 96 px the CIFAR stem above (3x3 convolutions with
+stride 1, no early down-sampling); from 96 px the standard ImageNet stem with its usual
+strides: ResNet's 7x7 convolution with stride 2 and a 3x3 max-pool with stride 2, AlexNet's
+11x11 convolution with stride 4 (padding 2), 5x5 in the second layer and 3x3 max-pools with
+stride 2 (the SeLa and DeepCluster code's configuration), and for the ConvNet a 7x7 convolution
+with stride 2 and a 3x3 max-pool with stride 2 before its layers. The channel widths do not
+change, only the resolution the body works at.
 """
 
 from __future__ import annotations
@@ -23,7 +35,19 @@ DATASET_STATS = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    # STL-10's training images (the statistics solo-learn and others normalise it with) and
+    # ImageNet's (torchvision's), the usual choice for photographs: a folder of images gets these
+    "stl10": ((0.4914, 0.4823, 0.4466), (0.2470, 0.2435, 0.2616)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
+
+IMAGENET_STEM_FROM = 96  # image sides from which backbones take the ImageNet stem
+
+
+def dataset_stats(dataset: str) -> tuple:
+    """The (mean, std) a backbone normalises its input with: a registered data set's own, ImageNet's
+    for a folder of images."""
+    return DATASET_STATS.get(dataset, DATASET_STATS["imagenet"])
 
 
 class Normalize(nn.Module):
@@ -54,9 +78,11 @@ class Sobel(nn.Module):
 class Backbone(nn.Module):
     """``stem`` (normalisation, optional Sobel) + ``body`` + global average pooling."""
 
-    def __init__(self, body: nn.Module, dim: int, name: str, dataset: str = "cifar10", sobel: bool = False):
+    def __init__(self, body: nn.Module, dim: int, name: str, dataset: str = "cifar10", sobel: bool = False,
+                 image_size: int = 32):
         super().__init__()
-        mean, std = DATASET_STATS.get(dataset, DATASET_STATS["cifar10"])
+        mean, std = dataset_stats(dataset)
+        self.image_size = image_size
         self.stem = nn.Sequential(Normalize(mean, std), *( [Sobel()] if sobel else []))
         self.body = body
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -88,45 +114,86 @@ def _conv_bn(cin, cout, k=3, stride=1, pad=1):
     return [nn.Conv2d(cin, cout, k, stride, pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-def convnet(widths=(32, 64, 128, 256), in_channels: int = 3, **kw) -> Backbone:
+def _imagenet_stem(image_size: int) -> bool:
+    return image_size >= IMAGENET_STEM_FROM
+
+
+def convnet(widths=(32, 64, 128, 256), in_channels: int = 3, image_size: int = 32, **kw) -> Backbone:
     layers, cin = [], in_channels
+    if _imagenet_stem(image_size):  # down-sample by 4 first, as ResNet's stem
+        layers += _conv_bn(cin, widths[0], 7, 2, 3) + [nn.MaxPool2d(3, 2, 1)]
+        cin = widths[0]
     for i, w in enumerate(widths):
         layers += _conv_bn(cin, w)
         if i < len(widths) - 1:
             layers.append(nn.MaxPool2d(2))
         cin = w
-    return Backbone(nn.Sequential(*layers), cin, "convnet", **kw)
+    return Backbone(nn.Sequential(*layers), cin, "convnet", image_size=image_size, **kw)
 
 
-def resnet18(in_channels: int = 3, **kw) -> Backbone:
+def _resnet(factory, dim: int, name: str, in_channels: int, image_size: int, **kw) -> Backbone:
+    net = factory(weights=None)
+    if _imagenet_stem(image_size):  # torchvision's own stem: 7x7 stride 2, then max-pool stride 2
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        stem = [net.conv1, net.bn1, net.relu, net.maxpool]
+    else:
+        net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        stem = [net.conv1, net.bn1, net.relu]
+    body = nn.Sequential(*stem, net.layer1, net.layer2, net.layer3, net.layer4)
+    return Backbone(body, dim, name, image_size=image_size, **kw)
+
+
+def resnet18(in_channels: int = 3, image_size: int = 32, **kw) -> Backbone:
     from torchvision.models import resnet18 as tv_resnet18
 
-    net = tv_resnet18(weights=None)
-    net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
-    body = nn.Sequential(net.conv1, net.bn1, net.relu, net.layer1, net.layer2, net.layer3, net.layer4)
-    return Backbone(body, 512, "resnet18", **kw)
+    return _resnet(tv_resnet18, 512, "resnet18", in_channels, image_size, **kw)
 
 
-def alexnet(in_channels: int = 3, **kw) -> Backbone:
-    cfg = [(64, 3, 1, 1), "M", (192, 3, 1, 1), "M", (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1), "M"]
-    layers, cin = [], in_channels
-    for v in cfg:
+def resnet50(in_channels: int = 3, image_size: int = 32, **kw) -> Backbone:
+    from torchvision.models import resnet50 as tv_resnet50
+
+    return _resnet(tv_resnet50, 2048, "resnet50", in_channels, image_size, **kw)
+
+
+ALEXNET_WIDTHS = {"small": (64, 192, 384, 256, 256), "big": (96, 256, 384, 384, 256)}
+
+
+def _alexnet(widths, name: str, in_channels: int, image_size: int, **kw) -> Backbone:
+    if _imagenet_stem(image_size):  # the SeLa / DeepCluster code's kernels, strides and 3x3/2 max-pools
+        shapes, pool = [(11, 4, 2), "M", (5, 1, 2), "M", (3, 1, 1), (3, 1, 1), (3, 1, 1), "M"], (3, 2)
+    else:
+        shapes, pool = [(3, 1, 1), "M", (3, 1, 1), "M", (3, 1, 1), (3, 1, 1), (3, 1, 1), "M"], (2, 2)
+    layers, cin, w = [], in_channels, iter(widths)
+    for v in shapes:
         if v == "M":
-            layers.append(nn.MaxPool2d(2))
+            layers.append(nn.MaxPool2d(*pool))
         else:
-            layers += _conv_bn(cin, v[0], v[1], v[2], v[3])
-            cin = v[0]
-    return Backbone(nn.Sequential(*layers), cin, "alexnet", **kw)
+            cout = next(w)
+            layers += _conv_bn(cin, cout, *v)
+            cin = cout
+    return Backbone(nn.Sequential(*layers), cin, name, image_size=image_size, **kw)
 
 
-BACKBONES = {"convnet": convnet, "resnet18": resnet18, "alexnet": alexnet}
+def alexnet(in_channels: int = 3, image_size: int = 32, **kw) -> Backbone:
+    return _alexnet(ALEXNET_WIDTHS["small"], "alexnet", in_channels, image_size, **kw)
 
 
-def build_backbone(name: str, dataset: str = "cifar10", sobel: bool = False, **kw) -> Backbone:
-    """A backbone by name (``convnet``, ``resnet18``, ``alexnet``); ``sobel`` adds DeepCluster's Sobel input."""
+def alexnet_big(in_channels: int = 3, image_size: int = 32, **kw) -> Backbone:
+    return _alexnet(ALEXNET_WIDTHS["big"], "alexnet_big", in_channels, image_size, **kw)
+
+
+BACKBONES = {"convnet": convnet, "resnet18": resnet18, "alexnet": alexnet, "resnet50": resnet50,
+             "alexnet_big": alexnet_big}
+
+
+def build_backbone(name: str, dataset: str = "cifar10", sobel: bool = False, image_size: int = 32,
+                   **kw) -> Backbone:
+    """A backbone by name (``BACKBONES``) for images of ``image_size`` pixels (the ImageNet stem from
+    96 px); ``sobel`` adds DeepCluster's Sobel input; the normalisation is ``dataset``'s."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
-    return BACKBONES[name](in_channels=2 if sobel else 3, dataset=dataset, sobel=sobel, **kw)
+    return BACKBONES[name](in_channels=2 if sobel else 3, dataset=dataset, sobel=sobel, image_size=image_size, **kw)
 
 
 @torch.no_grad()

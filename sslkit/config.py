@@ -43,9 +43,25 @@ Precision = typing.Literal["fp32", "bf16", "fp16", "auto"]
 @dataclass
 class TrainConfig:
     method: str = opt("", 'a registered method (`python -m sslkit.train --help` lists them, with their presets)')
-    dataset: str = opt("cifar10", 'cifar10 | cifar100 | svhn | an image folder (train/<class>/*, test/<class>/*) or its .tar(.gz)')
-    subset: str = opt("lab", 'lab | mini | full | an int (images per class)')
-    backbone: str = opt("convnet", 'convnet | resnet18 | alexnet')
+    dataset: str = opt("cifar10", 'cifar10 | cifar100 | svhn | stl10 | imagenet | a folder or .tar(.gz) of images: '
+                                  'labelled (train/<class>/*, test/ or val/<class>/*) or not (images at any depth)')
+    subset: str = opt("lab", 'lab | mini | full | an int (images per class; images in all for images without labels)')
+    image_size: int = opt(32, 'side in pixels the images are read and trained at (shorter side resized, centre '
+                              'square): 32 for the CIFAR-sized lab, 64, 96, 128, 224; backbones take the ImageNet '
+                              'stem from 96 px')
+    eval_dataset: str = opt("", 'labelled images for the kNN monitor, linear probe and NMI against classes: a '
+                                'registered data set or a folder with train/<class>/ and test/ or val/<class>/ '
+                                '(empty: the training data\'s own labelled splits; none for images without labels)')
+    eval_subset: str = opt("", 'subset of the evaluation images: lab | mini | full | an int (empty: --subset for the '
+                               'training data\'s own splits, full for --eval_dataset)')
+    stream: bool = opt(False, 'decode the images in DataLoader worker processes at every pass instead of holding '
+                              'them in memory (automatic above --stream_above_gb)')
+    stream_above_gb: float = opt(4.0, 'stream when the decoded training images would take more than this many GB')
+    workers: int = opt(-1, 'processes that decode images (-1: one per CPU core of this process, at most 16; 0: the '
+                           'training process itself)')
+    strict_images: bool = opt(False, 'stop at a file that is not an image or does not decode, instead of skipping '
+                                     'it (the skipped files are counted and the first ones named)')
+    backbone: str = opt("convnet", 'convnet | resnet18 | resnet50 | alexnet | alexnet_big')
     epochs: int = opt(10, 'passes over the training set')
     batch_size: int = opt(256, 'per process; the global batch is batch_size x processes under torchrun')
     optimizer: Optimizer = opt("sgd", 'sgd | adamw | lars (layer-wise trust ratios, sslkit/optim.py)')
@@ -61,6 +77,8 @@ class TrainConfig:
     lr_milestones: tuple[int, ...] = opt((), 'schedule=step: epochs at which the rate is multiplied by lr_gamma '
                                               '(empty: at 1/3 and 2/3 of the run)')
     lr_gamma: float = opt(0.1, 'schedule=step: factor applied at each milestone')
+    final_lr_ratio: float = opt(0.0, 'schedule=cosine: the rate the cosine ends at, as a fraction of the peak rate '
+                                     '(SwAV: 0.001)')
     seed: int = opt(0, 'weights, augmentations and sampling order')
     device: str = opt("auto", 'auto | cpu | cuda | cuda:N | mps')
     precision: Precision = opt("fp32", 'fp32 | bf16 | fp16 | auto. CUDA: autocast of the training step. CPU: bf16 '

@@ -2,7 +2,10 @@
 
 The whole training set sits on the device as a uint8 tensor; each step slices a batch of
 indices out of it and hands it to the method, which augments on the device. There is no
-DataLoader and no per-image Python work. ``train_step`` is the step itself, which the
+DataLoader and no per-image Python work. Images that do not fit come as an
+``sslkit.imagesource.ImageSource`` instead: the same indices, in the same order, are decoded
+by DataLoader worker processes a few batches ahead (each process's share under torchrun), and
+the method augments them on the device as before. ``train_step`` is the step itself, which the
 benchmarks time too; ``fit`` is the loop around it, with hooks (``sslkit.callbacks``).
 """
 
@@ -22,6 +25,7 @@ from .data import fingerprint
 from .device import pick_device, resolve_precision, seed_everything
 from .eval.knn import knn_accuracy
 from .eval.metrics import clustering_metrics
+from .imagesource import epoch_batches, is_source
 from .methods.base import EpochContext, Method
 from .optim import lr_at, make_optimizer
 from .precision import autocast, grad_scaler, set_backbone_precision
@@ -123,7 +127,7 @@ def _set_up(method: Method, images, cfg: TrainConfig, device, labels, data_id, c
     method.to(device)
     precision = resolve_precision(cfg.precision, device)
     set_backbone_precision(method, precision, device)
-    images = images.to(device)
+    images = images if is_source(images) else images.to(device)  # a source is decoded batch by batch
     if method.uses_labels:
         if labels is None:
             raise ValueError(f"method {method.name!r} needs labels")
@@ -140,7 +144,8 @@ def _set_up(method: Method, images, cfg: TrainConfig, device, labels, data_id, c
     if cfg.compile:
         step_fn = torch.compile(step_fn)
     global_batch = cfg.batch_size * world
-    data_id = data_id or {"fingerprint": fingerprint(images, labels), "num_samples": len(images)}
+    data_id = data_id or {"fingerprint": images.fingerprint if is_source(images) else fingerprint(images, labels),
+                          "num_samples": len(images)}
     return Loop(method, step_fn, opt, grad_scaler(precision, device), ctx, images, labels, cfg, device, precision,
                 global_batch, len(images) // global_batch, data_id, list(callbacks))  # drop the last incomplete batch
 
@@ -215,15 +220,15 @@ def _train_epoch(loop: Loop, epoch: int, bar) -> dict:
     losses: list[torch.Tensor] = []
     step_logs: dict[str, list] = {}
     checked, steps, every = 0, loop.steps_per_epoch, max(1, loop.steps_per_epoch // 20)
-    rank, b = dist.rank(), cfg.batch_size
+    batches = epoch_batches(loop.images, order, steps, loop.global_batch, cfg.batch_size, dist.rank(), loop.device)
     for s in range(steps):
         loop.batch = s
         for cb in loop.callbacks:
             cb.on_batch_start(loop)
-        idx = order[s * loop.global_batch:(s + 1) * loop.global_batch][rank * b:(rank + 1) * b]
+        idx, images = next(batches)
         for group in loop.opt.param_groups:
             group["lr"] = lr_at(cfg, ctx.step, steps, dist.world_size())
-        loss, logs = train_step(method, loop.opt, loop.images[idx], idx,
+        loss, logs = train_step(method, loop.opt, images, idx,
                                 loop.labels[idx] if method.uses_labels else None, precision=loop.precision,
                                 device=loop.device, scaler=loop.scaler, forward=loop.step_fn, ctx=ctx,
                                 callbacks=loop.callbacks, loop=loop)
@@ -274,12 +279,28 @@ def _end_epoch(loop: Loop, record: dict, history: list, best, run: RunDir | None
                  "scaler": loop.scaler.state_dict() if loop.scaler is not None else None,
                  "epoch": epoch, "step": loop.ctx.step, "config": cfg.to_dict(), "rng": rngs,
                  "best_knn": best, "num_samples": method.num_samples, "world_size": dist.world_size(),
-                 "history": history, "per_process": own, "data": loop.data_id, "sslkit_checkpoint": 2}
+                 "history": history, "per_process": own, "data": loop.data_id, "model_info": model_info(method, cfg),
+                 "sampler": {"epochs_done": epoch, "next_step": 0, "steps_per_epoch": loop.steps_per_epoch,
+                             "global_batch": loop.global_batch},
+                 "sslkit_checkpoint": CHECKPOINT_FORMAT}
         run.save_checkpoint(state)
         if improved:
             run.save_checkpoint(state, "best")
         run.log(record)
     return best
+
+
+CHECKPOINT_FORMAT = 3  # 3: model_info and the sampler's position; 2: the training data's record (data)
+
+
+def model_info(method: Method, cfg: TrainConfig) -> dict:
+    """What using a trained network needs beside its weights (``sslkit.load_run``, ``sslkit.predict``):
+    the method, the image side it was trained at, the input normalisation, the feature size and K."""
+    norm = method.backbone.stem[0] if hasattr(method.backbone, "stem") else None
+    return {"method": method.name, "image_size": cfg.image_size, "backbone": cfg.backbone,
+            "mean": norm.mean.flatten().tolist() if norm is not None else None,
+            "std": norm.std.flatten().tolist() if norm is not None else None,
+            "feature_dim": getattr(method.backbone, "dim", None), "clusters": method.cluster_count(method.params)}
 
 
 def _epoch_line(record: dict, epochs: int, eta: float) -> str:
@@ -293,7 +314,8 @@ def fit(method: Method, images: torch.Tensor, cfg: TrainConfig, device: torch.de
         labels: torch.Tensor | None = None, eval_data=None, run: RunDir | None = None,
         log=print, true_labels: torch.Tensor | None = None, resume: bool = False,
         progress: bool = False, callbacks=(), data_id: dict | None = None) -> list[dict]:
-    """Train ``method`` on ``images`` (uint8, N x 3 x H x W) for ``cfg.epochs`` epochs.
+    """Train ``method`` on ``images`` (uint8, N x 3 x H x W, or an ``sslkit.imagesource.ImageSource``
+    that decodes them as the epochs go) for ``cfg.epochs`` epochs.
 
     labels: only for methods with ``uses_labels`` (the supervised baseline).
     eval_data: ``(train_images, train_labels, test_images, test_labels)`` for the kNN monitor

@@ -100,7 +100,8 @@ def base_lr(cfg: TrainConfig, world_size: int = 1) -> float:
 
 
 def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, world_size: int = 1) -> float:
-    """Learning rate at ``step``: linear warm-up, then cosine, constant or step decay (the
+    """Learning rate at ``step``: linear warm-up, then cosine (from the peak to ``final_lr_ratio``
+    of it), constant or step decay (the
     rate times ``lr_gamma`` at each epoch of ``lr_milestones``; without milestones at 1/3 and
     2/3 of the run)."""
     base = base_lr(cfg, world_size)
@@ -110,7 +111,8 @@ def lr_at(cfg: TrainConfig, step: int, steps_per_epoch: int, world_size: int = 1
         return base * (step + 1) / warm
     progress = (step - warm) / max(1, total - warm)
     if cfg.schedule == "cosine":
-        return base * 0.5 * (1 + math.cos(math.pi * progress))
+        final = base * cfg.final_lr_ratio
+        return final + (base - final) * 0.5 * (1 + math.cos(math.pi * progress))
     if cfg.schedule == "step":
         if cfg.lr_milestones:
             epoch = step // max(1, steps_per_epoch)

@@ -2,7 +2,8 @@
 
 Every offline pass of the library goes through ``batched``: evaluation features, SeLa's
 labelling scores, DeepCluster's clustering features, NPID's bank initialisation and
-monitor, each head's cluster assignment.
+monitor, each head's cluster assignment. ``images`` is a uint8 tensor or an
+``sslkit.imagesource.ImageSource`` (images decoded by worker processes as the pass goes).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ def batched(fn, images: torch.Tensor, *, module: torch.nn.Module | None = None, 
     was = module.training if module is not None else None
     if module is not None:
         module.train(train)
+    chunks = (images.batches(batch_size, pin_memory=torch.device(device).type == "cuda") if hasattr(images, "batches")
+              else (images[i:i + batch_size] for i in range(0, len(images), batch_size)))
     try:
-        out = [fn(prepare(images[i:i + batch_size].to(device, non_blocking=True)))
-               for i in range(0, len(images), batch_size)]
+        out = [fn(prepare(chunk.to(device, non_blocking=True))) for chunk in chunks]
     finally:
         if module is not None:
             module.train(was)

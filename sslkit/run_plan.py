@@ -17,7 +17,8 @@ from pathlib import Path
 from .config import ConfigError
 from .runs import MARKER, RUN_FILES, RunDirError, RunLocked, held_by_another
 
-SAME_RUN_IGNORES = ("output_dir",)  # where the directory is named from does not make another run
+# where the directory is named from, and how many processes decode the images, do not make another run
+SAME_RUN_IGNORES = ("output_dir", "workers")
 
 
 def with_defaults(saved: dict) -> dict:

@@ -231,21 +231,29 @@ def method_from_checkpoint(state: dict, cfg=None, default_samples: int | None = 
 
 
 def load_run(path: str | Path, checkpoint: str = "last", device=None):
-    """A finished or running ``sslkit.train`` run for a chapter: ``(method, config, metrics)``,
-    or ``None`` (with a message) when ``path`` holds no checkpoint, so the caller can train
-    instead of failing. ``path`` is the run directory."""
+    """A finished or running ``sslkit.train`` run: a ``sslkit.trained.TrainedRun`` (``.method``,
+    ``.config``, ``.metrics``; ``.features(images)`` and ``.assign(images)`` on new images; it
+    unpacks as ``method, config, metrics``), or ``None`` (with a message) when ``path`` holds no
+    checkpoint, so a chapter can train instead of failing. ``path``: the run directory (or a
+    checkpoint file in its ``checkpoints/``). A checkpoint this version cannot use raises
+    ``CheckpointError`` saying why."""
     from .config import config_from_dict
+    from .trained import TrainedRun, checkpoint_format
 
+    path = Path(path).expanduser()
+    if path.suffix == ".pt" and path.parent.name == "checkpoints":
+        path, checkpoint = path.parent.parent, path.stem
     run = RunDir(path, writer=False)  # reads only: creates nothing
     if not run.has_checkpoint(checkpoint):
         print(f"no checkpoint at {run.path / 'checkpoints' / (checkpoint + '.pt')}; train instead "
               "(the command that creates it is in the run's README or the chapter)")
         return None
     state = run.load_checkpoint(checkpoint, map_location="cpu")
+    checkpoint_format(state, run.path / "checkpoints" / f"{checkpoint}.pt")
     method = method_from_checkpoint(state, default_samples=0)  # no per-image state: the size is unused
     if device is not None:
         method.to(device)
-    return method, config_from_dict(state["config"]), run.read_metrics()
+    return TrainedRun(method, config_from_dict(state["config"]), run.read_metrics(), run.path, state)
 
 
 def evaluate_run(path: str | Path, train, test, device=None, checkpoint: str = "last") -> dict | None:

@@ -1,7 +1,11 @@
 """python -m sslkit.train --method NAME [--preset NAME] [--key value ...]
 
 Runs a method at any scale with the same code the chapters use: the data set as a uint8
-tensor on the device, batched augmentation, the generic training loop, the kNN monitor.
+tensor on the device (or, above ``--stream_above_gb`` or with ``--stream``, decoded by DataLoader
+worker processes), batched augmentation, the generic training loop, the kNN monitor.
+``--dataset`` is a registered data set or a folder (or .tar/.tar.gz) of images: labelled
+(``train/<class>/*``, ``test/`` or ``val/<class>/*``) or not (images at any depth; then the
+monitors are label-free, and kNN, linear probe and NMI against classes need ``--eval_dataset``).
 The run directory (``--output_dir``, default ``runs/<method>-<dataset>-<preset>``)
 receives ``config.json``, ``git_sha.txt``, ``data.json`` (which data it trains on),
 ``metrics.jsonl``, ``checkpoints/last.pt`` and ``best.pt`` (best kNN monitor), and at the
@@ -18,6 +22,8 @@ Examples:
     python -m sslkit.train --method=sela --preset=cifar10 --device=cuda --precision=bf16
     python -m sslkit.train --method sela --help        # every option, its default and meaning, the presets
     python -m sslkit.train --method=npid --preset=lab --dataset=~/pets.tar.gz --subset=full   # any image folder
+    python -m sslkit.train --method=swav --preset=lab --dataset=~/tiles --subset=full --image_size=64   # no labels
+    python -m sslkit.train --method=swav --preset=imagenet --dataset=/data/ILSVRC2012 --device=cuda
     python -m sslkit.train --config=runs/sela-cifar10-lab/config.json --seed=1    # a stored run's config, changed
     torchrun --nproc_per_node=8 -m sslkit.train --method=swav --preset=cifar10 --device=cuda
 """
@@ -77,52 +83,62 @@ def _run_directory(out: Path, cfg, main_proc: bool):
 
 
 def _load(cfg):
-    """The data, checked against the config (``validate`` with the data's ``DataInfo``)."""
-    from .data import info_of, load_data
+    """The data (``sslkit.data.RunData``), checked against the config (``validate`` with the data's
+    ``DataInfo``: for a folder of images without labels, before any image is decoded)."""
+    from . import dist
+    from .data import load_run_data
     from .validation import validate
 
-    train, test = load_data(cfg)
-    validate(cfg, info_of(train, cfg.dataset))
-    return train, test
+    return load_run_data(cfg, check=lambda info: validate(cfg, info), log=print if dist.rank() == 0 else None)
 
 
-def _train(cfg, run, train, test, resume: bool, device):
+def _train(cfg, run, data, resume: bool, device):
     """``sk.fit`` on the loaded data; the method it trained."""
     from . import dist, engine
-    from .data import fingerprint
     from .methods import build_method
 
     log = print if dist.is_main_process() else None
+    train = data.train
     method = build_method(cfg, len(train))
-    data_id = {"fingerprint": fingerprint(train.images, train.labels), "num_samples": len(train),
-               "source": f"{cfg.dataset} ({train.source})" if train.source else cfg.dataset}
     engine.fit(method, train.images, cfg, device, labels=train.labels if method.uses_labels else None,
-               eval_data=(train.images, train.labels, test.images, test.labels), run=run, true_labels=train.labels,
-               resume=resume, log=log, progress=log is not None, data_id=data_id)
+               eval_data=data.eval, run=run, true_labels=train.labels, resume=resume, log=log,
+               progress=log is not None, data_id=data.data_id(cfg.dataset))
     return method
 
 
-def _evaluate_and_write(cfg, method, train, test, out: Path, device) -> None:
+def _evaluate_and_write(cfg, method, data, out: Path, device) -> None:
     from .device import resolve_precision
     from .eval import evaluate_method
+    from .eval.labelfree import label_free_report
     from .runs import RunDir
 
-    results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
-                              knn_temperature=cfg.knn_temperature)
+    if data.eval is not None:
+        results = evaluate_method(method, *data.eval, knn_k=cfg.knn_k, knn_temperature=cfg.knn_temperature)
+        line = f"kNN {results['knn_acc']:.2f}%, linear probe {results['linear_acc']:.2f}%"
+    else:  # no labels to evaluate against: what the method's own clusters look like
+        results = label_free_report(method, len(data.train))
+        line = ("no labelled evaluation set (--eval_dataset): " + (
+            f"{results['used_clusters']} of {results['k']} clusters used, the largest holds "
+            f"{results['largest_cluster']:.0%}" if "k" in results else "features only"))
     results["device"] = str(device)
     results["precision"] = resolve_precision(cfg.precision, device)  # what "auto" became here
+    extra = {"image_size": cfg.image_size, "streamed": data.stream, "skipped_files": len(data.skipped)}
+    results.update({k: v for k, v in extra.items() if v not in (32, False, 0)})  # the lab's records stay as they were
     written = RunDir(out).write_results(results)
-    print(f"results: kNN {results['knn_acc']:.2f}%, linear probe {results['linear_acc']:.2f}% -> {written}")
+    print(f"results: {line} -> {written}")
 
 
-def _banner(cfg, train, test, device, out, resume) -> str:
+def _banner(cfg, data, device, out, resume) -> str:
     from . import dist
     from .device import resolve_precision
 
-    return (f"sslkit.train: {cfg.method} on {cfg.dataset} ({len(train)} train / {len(test)} test images), "
-            f"{cfg.backbone}, {cfg.epochs} epochs, {dist.world_size()} process(es), device {device}, precision "
-            f"{resolve_precision(cfg.precision, device)}{' (auto)' if cfg.precision == 'auto' else ''}, output {out}"
-            + (" (resuming)" if resume else ""))
+    train = data.train
+    what = (f"{len(train)} train / {len(data.eval[2])} test images" if data.eval is not None else
+            f"{len(train)} images{'' if train.labels is not None else ' without labels'}, no labelled evaluation set")
+    return (f"sslkit.train: {cfg.method} on {cfg.dataset} ({what}, {cfg.image_size} px"
+            f"{', streamed' if data.stream else ''}), {cfg.backbone}, {cfg.epochs} epochs, {dist.world_size()} "
+            f"process(es), device {device}, precision {resolve_precision(cfg.precision, device)}"
+            f"{' (auto)' if cfg.precision == 'auto' else ''}, output {out}" + (" (resuming)" if resume else ""))
 
 
 def _checks(argv):
@@ -149,15 +165,15 @@ def _run(cfg, plan) -> None:
     from . import dist
     from .engine import resolve_device
 
-    train, test = _load(cfg)  # checked against the data before the run directory is made
+    data = _load(cfg)  # checked against the data before the run directory is made
     main_proc = int(os.environ.get("RANK", "0")) == 0  # the process group is joined inside
     with _run_directory(plan.path, cfg, main_proc) as (run, state):
         device = _init_distributed(cfg) or resolve_device(cfg)
         if main_proc:
-            print(_banner(cfg, train, test, device, plan.path, plan.action == "resume"))
+            print(_banner(cfg, data, device, plan.path, plan.action == "resume"))
         state["started"] = True
         try:
-            method = _train(cfg, run, train, test, plan.action == "resume", device)
+            method = _train(cfg, run, data, plan.action == "resume", device)
         finally:
             if dist.is_distributed():
                 import torch.distributed as tdist
@@ -165,7 +181,7 @@ def _run(cfg, plan) -> None:
                 tdist.barrier()  # every process is past its last collective before the group goes away
                 tdist.destroy_process_group()
         if main_proc:
-            _evaluate_and_write(cfg, method, train, test, plan.path, device)
+            _evaluate_and_write(cfg, method, data, plan.path, device)
 
 
 def main(argv: list[str] | None = None) -> int:

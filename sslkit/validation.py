@@ -49,6 +49,9 @@ def _check_data(cfg, data) -> None:
     from . import dist
 
     world = dist.planned_world_size()
+    if data.image_size != cfg.image_size:
+        raise ConfigError(f"the training images are {data.image_size} px but --image_size={cfg.image_size}: "
+                          f"set --image_size={data.image_size} (the backbone's stem and the crops follow it)")
     if data.num_samples is not None and cfg.batch_size * world > data.num_samples:
         procs = f" x {world} processes" if world > 1 else ""
         raise ConfigError(f"--batch_size={cfg.batch_size}{procs} is larger than the {data.num_samples} training "
@@ -69,6 +72,11 @@ def _check_numbers(cfg) -> None:
     need(0 <= cfg.momentum < 1, "momentum", "must be in [0, 1)")
     need(cfg.lars_eta > 0, "lars_eta", "must be > 0")
     need(0 < cfg.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
+    need(0 <= cfg.final_lr_ratio < 1, "final_lr_ratio", "must be in [0, 1)")
+    need(16 <= cfg.image_size <= 1024, "image_size", "must be between 16 and 1024 pixels (32 for the lab, 96 for "
+                                                     "STL-10, 224 for ImageNet)")
+    need(math.isfinite(cfg.stream_above_gb) and cfg.stream_above_gb > 0, "stream_above_gb", "must be a number > 0")
+    need(cfg.workers >= -1, "workers", "must be -1 (one per CPU core), 0 (none) or a number of processes")
     for key in ("epochs", "batch_size", "lr_batch_size", "knn_k"):
         need(getattr(cfg, key) >= 1, key, "must be at least 1")
     need(cfg.knn_temperature > 0, "knn_temperature", "must be > 0")
@@ -92,16 +100,31 @@ def _check_names(cfg) -> None:
 
     if cfg.backbone not in BACKBONES:
         raise ConfigError(f"--backbone={cfg.backbone}: unknown; one of {sorted(BACKBONES)}")
+    for key in ("subset", "eval_subset"):
+        subset = str(getattr(cfg, key))
+        if subset not in ("", "full", "none", "None", "lab", "mini") and not (subset.isdigit() and int(subset) > 0):
+            raise ConfigError(f"--{key}={subset}: use lab, mini, full, or a positive number of images per class")
     subset = str(cfg.subset)
-    if subset not in ("", "full", "none", "None", "lab", "mini") and not (subset.isdigit() and int(subset) > 0):
-        raise ConfigError(f"--subset={cfg.subset}: use lab, mini, full, or a positive number of images per class")
     if cfg.dataset not in labdata.datasets():
         if not Path(cfg.dataset).expanduser().exists():
             raise ConfigError(f"unknown dataset {cfg.dataset!r}: use one of {labdata.datasets()}, or the path of an "
-                              "image folder (train/<class>/*, test/<class>/*) or of a .tar/.tar.gz of one")
+                              "image folder (labelled: train/<class>/*, test/<class>/*; or images at any depth "
+                              "without labels) or of a .tar/.tar.gz of one")
         if subset in ("lab", "mini"):
-            raise ConfigError(f"--subset={cfg.subset} is defined for {labdata.datasets()} only; with an image folder "
-                              "use --subset=full or --subset=N (N images per class)")
+            raise ConfigError(f"--subset={cfg.subset} is defined for {labdata.datasets()} only; with a folder of "
+                              "images use --subset=full or --subset=N (N images per class; N images in all "
+                              "without labels)")
+    if cfg.eval_dataset and cfg.eval_dataset not in labdata.datasets() and \
+            not Path(cfg.eval_dataset).expanduser().exists():
+        raise ConfigError(f"--eval_dataset={cfg.eval_dataset}: no such data set or path; use one of "
+                          f"{labdata.datasets()} or a folder with train/<class>/* and test/<class>/* (or val/)")
+    own_folder = cfg.eval_dataset and cfg.eval_dataset not in labdata.datasets()
+    if own_folder and labdata.layout(cfg.eval_dataset) != "labelled":
+        raise ConfigError(f"--eval_dataset={cfg.eval_dataset} is not a labelled set of images: it needs "
+                          "train/<class>/* and test/<class>/* (or val/<class>/*)")
+    if own_folder and str(cfg.eval_subset) in ("lab", "mini"):
+        raise ConfigError(f"--eval_subset={cfg.eval_subset} is defined for {labdata.datasets()} only; with a folder "
+                          "use --eval_subset=full or a number of images per class")
     dev = cfg.device
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", dev):
         raise ConfigError(f"--device={dev}: unknown device; use auto, cpu, cuda, cuda:N or mps")

@@ -87,8 +87,8 @@ def test_failed_download_leaves_nothing_behind(lab_cache, monkeypatch):
 
 
 def test_unknown_name_split_target():
-    with pytest.raises(LabDataError, match="unknown dataset 'imagenet'"):
-        labdata.load("imagenet")
+    with pytest.raises(LabDataError, match="unknown dataset 'places365'"):
+        labdata.load("places365")
     with pytest.raises(LabDataError, match="no split 'extra'"):
         labdata.load("cifar10", "extra")
     with pytest.raises(LabDataError, match="target='coarse'"):

@@ -1,4 +1,4 @@
-"""python -m sslkit.bench transport|kmeans|train|gpu [--device D] [--sizes ...]  (gpu: see sslkit/bench/gpu.py)
+"""python -m sslkit.bench transport|kmeans|train|data|gpu [--device D] [--sizes ...]  (gpu: see sslkit/bench/gpu.py)
 
 Every Sinkhorn and k-means figure is the median of ``--repeats`` runs (3); a training figure
 is the rate over ``--steps`` steps after 3 warm-up steps. Each stands beside the machine's
@@ -47,6 +47,9 @@ it fell back although the CPU has AVX-512 (or AVX2), sets ``OPENBLAS_CORETYPE=Sk
 (``Haswell``) before it loads faiss, so that faiss is measured at its best; the header says
 so. ``--faiss-blas installed`` measures faiss as installed.
 
+data: decoded images/s of the streaming path (DataLoader workers reading, decoding and resizing
+image files) per worker process, at 96 and 224 px (``--sizes``): see sslkit/bench/data.py.
+
 train: images/s of one optimiser step (forward, backward, update, the method's own per-step
 work such as Sinkhorn codes or the memory-bank update) for each method and backbone, on
 synthetic 32x32 uint8 images held on the device, with the chosen precision; the ratio
@@ -85,7 +88,7 @@ def main(argv=None):
         return gpu_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m sslkit.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["transport", "kmeans", "train"])
+    parser.add_argument("what", choices=["transport", "kmeans", "train", "data"])
     parser.add_argument("--methods", nargs="*", default=None, help="default: every registered method")
     parser.add_argument("--backbones", nargs="*", default=["convnet", "resnet18"])
     parser.add_argument("--batch-size", type=int, default=256)
@@ -109,7 +112,17 @@ def main(argv=None):
                         help="k-means: faiss's bundled OpenBLAS at its best kernels for this CPU, or as installed")
     parser.add_argument("--init", default="own", choices=["own", "same"],
                         help="k-means: each library's own seeding (as a user runs it) or the same random centroids")
+    parser.add_argument("--images", default=None, help="data: a folder or .tar of your images (default: synthetic JPEGs)")
+    parser.add_argument("--workers", nargs="*", type=int, default=None,
+                        help="data: worker counts to measure (default: 1, half the cores, all the cores)")
+    parser.add_argument("--per-worker", type=int, default=256, help="data: images decoded per worker per pass")
     args = parser.parse_args(argv)
+    if args.what == "data":
+        from .data import bench_data
+
+        bench_data(args.images, [int(s) for s in (args.sizes or ["96", "224"])], args.workers, args.per_worker,
+                   max(1, min(args.repeats, 3)))
+        return
     device = pick_device(args.device)
     if args.no_ref:
         sys.modules.update({"ot": None, "faiss": None, "sklearn": None, "sklearn.cluster": None, "lightly": None})

@@ -19,7 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sslkit.eval", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a .pt file, or a run directory (its checkpoints/last.pt)")
-    p.add_argument("--dataset", help="evaluate on another data set (e.g. a model trained on cifar10 on cifar100)")
+    p.add_argument("--dataset", help="evaluate on another data set (e.g. a model trained on cifar10 on cifar100; a "
+                                     "folder with train/<class>/ and test/ or val/<class>/)")
     p.add_argument("--subset", help="lab | mini | full | images per class")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--linear", default="true", choices=["true", "false"], help="run the linear probe")
@@ -67,19 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         state, cfg, path, out = _checks(args)
-        from ..data import load_data
+        from ..data import load_run_data
         from ..engine import resolve_device
         from ..runs import method_from_checkpoint
         from .report import evaluate_method
 
-        train, test = load_data(cfg)
+        data = load_run_data(cfg, log=None)
+        if data.eval is None:
+            raise ConfigError(f"{cfg.dataset} has no labels to evaluate against: give --dataset a labelled set "
+                              "(a registered data set or a folder with train/<class>/ and test/<class>/)")
         device = resolve_device(cfg)
-        method = method_from_checkpoint(state, cfg, default_samples=len(train)).to(device)
+        method = method_from_checkpoint(state, cfg, default_samples=len(data.train)).to(device)
     except (ConfigError, RunDirError, labdata.LabDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    results = evaluate_method(method, train.images, train.labels, test.images, test.labels, knn_k=cfg.knn_k,
-                              knn_temperature=cfg.knn_temperature, linear=args.linear == "true")
+    results = evaluate_method(method, *data.eval, knn_k=cfg.knn_k, knn_temperature=cfg.knn_temperature,
+                              linear=args.linear == "true")
     results.update({"checkpoint": str(path), "epoch": state.get("epoch"), "dataset": cfg.dataset,
                     "subset": cfg.subset, "device": str(device)})
     out.write_text(json.dumps(results, indent=2))

@@ -14,7 +14,9 @@ Adding a method (say ``mymethod``) takes one file, here or anywhere:
    data)`` for its settings, ``cluster_count(params)`` if it clusters,
    ``per_sample_buffers`` / ``per_process_buffers`` for state that has a row per image or
    per process, ``predict_clusters(images)`` and ``pseudo_labels()`` for the cluster metrics,
-   ``smoke_params(params, batch_size)`` for tiny runs.
+   ``assign_features(features)`` for each cluster's confidence (``sk.load_run(...).assign``,
+   ``python -m sslkit.predict``), ``smoke_params(params, batch_size)`` for tiny runs. Images
+   come at any side (``--image_size``): take crop sizes from the batch (``AugmentConfig(size=0)``).
 3. Presets with their sources: ``MyMethod.add_preset("lab", source=..., epochs=..., **{"params.k": 10})``.
 4. Import the module: inside this package, add it to the imports below; outside it, name it in
    ``SSLKIT_PLUGINS`` (``sslkit.registry``) so that the command line and the processes it
@@ -41,7 +43,8 @@ def build_method(cfg, data) -> Method:
 
     data: a ``sslkit.data.DataInfo`` (or just the number of training images): what the
     method's per-image state and data-dependent parameters are sized by. The weights are
-    initialised from ``cfg.seed``, so a config alone reproduces a run.
+    initialised from ``cfg.seed``, so a config alone reproduces a run; the backbone's stem
+    follows ``cfg.image_size`` and its normalisation ``cfg.dataset``.
     """
     from ..backbones import build_backbone
     from ..data import DataInfo
@@ -55,5 +58,6 @@ def build_method(cfg, data) -> Method:
     if info.num_classes is not None:
         cfg.params = cls.resolve_params(cfg.params, info)
     seed_everything(cfg.seed)
-    backbone = build_backbone(cfg.backbone, dataset=cfg.dataset, **cls.backbone_options(cfg.params))
+    backbone = build_backbone(cfg.backbone, dataset=cfg.dataset, image_size=cfg.image_size,
+                              **cls.backbone_options(cfg.params))
     return cls(backbone, cfg.params, info.num_samples)

@@ -31,7 +31,11 @@ What the rest of the library asks a method class (class methods, before any work
   (benchmarks' ``--quick`` and tests);
 * ``bench_references()``: other libraries' implementations that ``bench train`` times beside it.
 
-Evaluation uses ``features(x)``, ``predict_clusters(images)``, ``pseudo_labels()``.
+Evaluation uses ``features(x)``, ``predict_clusters(images)``, ``pseudo_labels()``; a trained
+run's ``assign`` (``sslkit.load_run``) and ``python -m sslkit.predict`` use
+``assign_features(features) -> [(clusters, confidence), ...]``: each clustering head's cluster
+of a batch of backbone features and the probability the method gives it (the same clusters
+as ``predict_clusters``; None for a method without clusters of its own).
 
 Under ``torch.distributed`` a method keeps every buffer identical on every process: a
 buffer written from the local batch (SwAV's labels, NPID's bank) is written from the
@@ -63,6 +67,8 @@ class ColourParams:
 
     jitter_strength: float = opt(0.5, 'colour-jitter strength (brightness, contrast, saturation 0.8 s; hue 0.2 s)')
     gray_p: float = opt(0.2, 'probability of turning a view grey')
+    blur_p: float = opt(0.0, 'probability of a Gaussian blur of a view (sigma 0.1-2, kernel a tenth of the side; '
+                             'off at 32 px as in the CIFAR recipes, 0.5 in the ImageNet ones)')
 
 
 @dataclass
@@ -72,8 +78,9 @@ class ViewParams(ColourParams):
     crop_scale_min: float = opt(0.2, 'random-resized crops cover (crop_scale_min, 1) of the image')
 
     def view_recipe(self) -> AugmentConfig:
-        return AugmentConfig(scale=(self.crop_scale_min, 1.0), jitter_strength=self.jitter_strength,
-                             gray_p=self.gray_p)
+        """The view of an image: a crop of the image's own side (``size=0``), whatever its size."""
+        return AugmentConfig(size=0, scale=(self.crop_scale_min, 1.0), jitter_strength=self.jitter_strength,
+                             gray_p=self.gray_p, blur_p=self.blur_p)
 
 
 @dataclass
@@ -213,6 +220,12 @@ class Method(nn.Module):
     # -- what evaluation calls ----------------------------------------------------------------
     def predict_clusters(self, images: torch.Tensor) -> list[torch.Tensor] | None:
         """Each clustering head's assignment of ``images`` (uint8), for evaluation; None without heads."""
+        return None
+
+    def assign_features(self, features: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Each clustering head's cluster of every row of ``features`` (backbone output, eval mode)
+        and the method's probability of that cluster, in [0, 1]: the clusters ``predict_clusters``
+        gives for the same images, with a confidence. None for a method without clusters."""
         return None
 
     def pseudo_labels(self) -> torch.Tensor | None:

@@ -123,11 +123,21 @@ class DeepCluster(Method):
     def pseudo_labels(self) -> torch.Tensor:
         return self.labels
 
-    def centroid_scores(self, x: torch.Tensor) -> torch.Tensor:
+    def centroid_scores(self, x: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
         """Minus the squared distance of each image's whitened, L2-normalised feature to each
-        centroid of the last k-means (up to a constant per image): its argmax is the nearest one."""
-        y = F.normalize((self.mlp(self.backbone(x)).float() - self.whiten_mean) @ self.whiten_matrix, dim=1)
+        centroid of the last k-means (up to a constant per image): its argmax is the nearest one.
+        ``hidden``: the feature layer's output for ``x``, when it is already computed."""
+        hidden = self.mlp(self.backbone(x)) if hidden is None else hidden
+        y = F.normalize((hidden.float() - self.whiten_mean) @ self.whiten_matrix, dim=1)
         return 2 * y @ self.centroids.t() - self.centroids.pow(2).sum(1)
+
+    def assign_features(self, features):
+        """The nearest centroid of the last k-means, and the probability that the classifier (trained on
+        that clustering for the epoch that followed it) gives that cluster."""
+        hidden = self.mlp(features)
+        clusters = self.centroid_scores(None, hidden).argmax(1)
+        p = F.softmax(self.head(hidden).float(), 1)
+        return [(clusters, p.gather(1, clusters[:, None]).squeeze(1))]
 
     def predict_clusters(self, images):
         """The cluster of each image in the last k-means: its nearest centroid in the whitened space."""
@@ -186,3 +196,17 @@ for _ds, _k in (("cifar100", 1000), ("svhn", 100)):
                                    f"K={_k} (10x the classes, the paper's over-clustering)",
         dataset=_ds, backbone="alexnet", subset="full", epochs=200, batch_size=256, lr=0.05, weight_decay=1e-5,
         schedule="constant", **{"params.num_clusters": _k, "params.pca_dim": 256, "params.sobel": True, "params.mlp_hidden": 4096})
+DeepCluster.add_preset(
+    "imagenet",
+    source="Caron et al., ECCV 2018, ImageNet; official code facebookresearch/deepcluster main.sh (AlexNet with "
+           "Sobel, lr 0.05, weight decay 1e-5, K=10000) with main.py's defaults (batch 256, SGD momentum 0.9 at a "
+           "constant rate, 200 epochs, a reclustering every epoch, sampling uniform over the clusters), clustering.py "
+           "(PCA to 256 dimensions, whitening, L2 normalisation, k-means), models/alexnet.py (the '2012' widths "
+           "96-256-384-384-256 with batch norm, two 4096-wide layers) and cluster_assign's RandomResizedCrop(224) "
+           "+ flip, no colour jitter. Here: the convolutions' output is pooled globally into one 4096-wide layer",
+    description="AlexNet with Sobel on ImageNet at 224 px, K=10000, PCA 256, 200 epochs, batch 256 (kNN monitor every "
+                "10 epochs on 50 images per class)",
+    dataset="imagenet", subset="full", image_size=224, backbone="alexnet_big", epochs=200, batch_size=256, lr=0.05,
+    lr_batch_size=256, momentum=0.9, weight_decay=1e-5, schedule="constant", knn_every=10, eval_subset="50",
+    **{"params.num_clusters": 10000, "params.pca_dim": 256, "params.sobel": True, "params.mlp_hidden": 4096,
+       "params.crop_scale_min": 0.08, "params.jitter_strength": 0.0, "params.gray_p": 0.0})

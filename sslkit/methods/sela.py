@@ -153,6 +153,11 @@ class SeLa(Method):
     def predict_clusters(self, images):
         return [batched_argmax(lambda x, h=h: h(self.mlp(self.backbone(x))), images, module=self) for h in self.heads]
 
+    def assign_features(self, features):
+        """Every head's cluster (its arg-max) and its softmax probability."""
+        h = self.mlp(features)
+        return [tuple(F.softmax(head(h).float(), 1).max(1))[::-1] for head in self.heads]
+
     def on_epoch_start(self, ctx: EpochContext) -> dict:
         if ctx.epoch in self.relabel_epochs(ctx.cfg.epochs):
             return self.relabel(ctx.images)
@@ -187,3 +192,21 @@ for _ds in ("cifar10", "cifar100", "svhn"):
         dataset=_ds, backbone="alexnet", subset="full", epochs=400, batch_size=128, lr=0.03, lr_batch_size=128,
         weight_decay=5e-4, momentum=0.9, schedule="step", lr_milestones=(240, 320), lr_gamma=0.1,
         **{"params.num_clusters": 128, "params.num_heads": 10, "params.num_relabels": 400, "params.lam": 10.0})
+SeLa.add_preset(
+    "imagenet",
+    source="Asano et al., ICLR 2020, ImageNet with AlexNet (SeLa [3k x 10]); official code yukimasano/self-label "
+           "scripts/alexnet.sh (AlexNet, K=3000, 10 heads, batch 256, 400 epochs, 100 label optimisations, "
+           "augmentation level 3 for training and labelling) with main.py's defaults for what the script leaves unset "
+           "(AlexNet 'big' 96-256-384-384-256 with batch norm and two 4096-wide layers before the heads, SGD lr 0.05, "
+           "momentum 0.9, weight decay 1e-5, the rate x0.1 every 150 epochs and 0.05 x 1e-3 from epoch 350, lambda 25) "
+           "and data.py's level 3 (RandomResizedCrop(224), RandomGrayscale(0.2), ColorJitter(0.4, 0.4, 0.4, 0.4), "
+           "flip). Here: the convolutions' output is pooled globally into one 4096-wide layer (the code flattens "
+           "6x6 into two), the relabellings are spread evenly (the code: quadratically), the jitter's hue is 0.1",
+    description="AlexNet on ImageNet at 224 px, K=3000 x 10 heads, 400 epochs, batch 256 (kNN monitor every 10 "
+                "epochs on 50 images per class)",
+    dataset="imagenet", subset="full", image_size=224, backbone="alexnet_big", epochs=400, batch_size=256, lr=0.05,
+    lr_batch_size=256, momentum=0.9, weight_decay=1e-5, schedule="step", lr_milestones=(150, 300, 350), lr_gamma=0.1,
+    knn_every=10, eval_subset="50",
+    **{"params.num_clusters": 3000, "params.num_heads": 10, "params.num_relabels": 100, "params.lam": 25.0,
+       "params.mlp_hidden": 4096, "params.label_views": 1, "params.crop_scale_min": 0.08,
+       "params.jitter_strength": 0.5, "params.gray_p": 0.2})

@@ -1,17 +1,20 @@
 """Supervised training with cross-entropy: the ceiling every chapter compares with.
 
-Augmentation is the classic CIFAR recipe (reflect-pad by 4, random 32x32 crop, horizontal
-flip). It uses the labels, which no self-supervised method in this book does.
+Augmentation is the classic CIFAR recipe (reflect-pad by 4, random crop of the image's side,
+horizontal flip), or with ``crop="resized"`` the ImageNet one (a random-resized crop covering
+8-100 % of the image, horizontal flip). It uses the labels, which no self-supervised method
+in this book does.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, replace
 
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..augment import horizontal_flip, random_crop_with_padding, to_float
+from ..augment import horizontal_flip, random_crop_with_padding, random_resized_crop, to_float
 from ..config import ConfigError, opt
 from .base import Method
 
@@ -21,7 +24,9 @@ class SupervisedParams:
     num_classes: int = opt(0, 'outputs of the classifier: the classes of the labelled training set (0: as many as '
                               'the data has)')
     label_smoothing: float = opt(0.0, 'cross-entropy label smoothing')
-    padding: int = opt(4, 'pixels of padding before the random 32x32 crop')
+    padding: int = opt(4, 'pixels of padding before the random crop (crop=pad)')
+    crop: typing.Literal["pad", "resized"] = opt("pad", 'pad: reflect-pad and crop back (the CIFAR recipe) | '
+                                                        'resized: random-resized crop, scale 0.08-1 (the ImageNet one)')
 
 
 class Supervised(Method):
@@ -58,7 +63,11 @@ class Supervised(Method):
         self.head = nn.Linear(backbone.dim, params.num_classes)
 
     def training_step(self, images, indices, labels):
-        x = horizontal_flip(random_crop_with_padding(to_float(images), self.params.padding))
+        x = to_float(images)
+        if self.params.crop == "resized":
+            x = random_resized_crop(x, x.shape[-1], (0.08, 1.0))  # flips half of them too
+        else:
+            x = horizontal_flip(random_crop_with_padding(x, self.params.padding))
         logits = self.head(self.backbone(x))
         loss = F.cross_entropy(logits, labels, label_smoothing=self.params.label_smoothing)
         acc = (logits.argmax(1) == labels).float().mean()
@@ -78,3 +87,12 @@ for _ds, _classes, _epochs in (("cifar10", 10, 200), ("cifar100", 100, 200), ("s
                     description=f"ResNet-18 on full {_ds}", dataset=_ds, backbone="resnet18", subset="full",
                     epochs=_epochs, batch_size=128, lr=0.1, lr_batch_size=128, momentum=0.9, weight_decay=5e-4,
                     schedule="cosine", **{"params.num_classes": _classes})
+Supervised.add_preset(
+    "imagenet",
+    source="the standard ImageNet ResNet-50 recipe of pytorch/examples imagenet/main.py run with -a resnet50 (He et "
+           "al., CVPR 2016): batch 256, SGD lr 0.1, momentum 0.9, weight decay 1e-4, 90 epochs, the rate x0.1 every "
+           "30 epochs; RandomResizedCrop(224) and flip",
+    description="ResNet-50 on ImageNet at 224 px, 90 epochs, batch 256",
+    dataset="imagenet", subset="full", image_size=224, backbone="resnet50", epochs=90, batch_size=256, lr=0.1,
+    lr_batch_size=256, momentum=0.9, weight_decay=1e-4, schedule="step", lr_milestones=(30, 60), lr_gamma=0.1,
+    knn_every=10, eval_subset="50", **{"params.num_classes": 1000, "params.crop": "resized"})

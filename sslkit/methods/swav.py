@@ -53,8 +53,8 @@ class SwavParams(ColourParams):
     queue_start_epoch: int = opt(15, '0-based epoch from which the queue is used')
     hard_codes: bool = opt(False, "round each code to a one-hot vector (the paper's discrete codes, section 3.1, "
                                   "which it reports as worse)")
-    n_local: int = opt(0, 'small crops besides the 2 full-resolution ones')
-    local_size: int = opt(16, 'side in pixels of the small crops')
+    n_local: int = opt(0, 'small crops besides the 2 full-resolution ones (whose side is the image\'s)')
+    local_size: int = opt(16, 'side in pixels of the small crops (0: 3/7 of the image side, SwAV\'s 96 of 224)')
     global_scale_min: float = opt(0.14, 'full crops cover (global_scale_min, 1) of the image')
     local_scale_min: float = opt(0.05, 'small crops cover (local_scale_min, global_scale_min)')
 
@@ -103,7 +103,8 @@ class SwAV(Method):
         self.epoch = 0
         self.crops = dict(global_scale=(params.global_scale_min, 1.0), n_local=params.n_local,
                           local_size=params.local_size, local_scale=(params.local_scale_min, params.global_scale_min),
-                          base=AugmentConfig(jitter_strength=params.jitter_strength, gray_p=params.gray_p))
+                          base=AugmentConfig(jitter_strength=params.jitter_strength, gray_p=params.gray_p,
+                                             blur_p=params.blur_p))
 
     @classmethod
     def check_config(cls, cfg, data=None) -> None:
@@ -119,9 +120,12 @@ class SwAV(Method):
         if not 0 < p.epsilon < float("inf"):
             raise ConfigError(f"SwAV: --params.epsilon={p.epsilon}: Sinkhorn's regularisation must be a positive "
                               "number (SwAV uses 0.05; 0.03 on CIFAR-100)")
-        if p.sinkhorn_iters < 1 or p.proj_dim < 1 or p.proj_hidden < 0 or p.n_local < 0 or p.local_size < 1:
-            raise ConfigError("SwAV: --params.sinkhorn_iters, --params.proj_dim and --params.local_size must be at "
-                              "least 1, --params.proj_hidden and --params.n_local >= 0")
+        if p.sinkhorn_iters < 1 or p.proj_dim < 1 or p.proj_hidden < 0 or p.n_local < 0 or p.local_size < 0:
+            raise ConfigError("SwAV: --params.sinkhorn_iters and --params.proj_dim must be at least 1, "
+                              "--params.proj_hidden, --params.n_local and --params.local_size >= 0")
+        if p.n_local and not 8 <= cls.local_side(p, cfg.image_size) < cfg.image_size:
+            raise ConfigError(f"SwAV: --params.local_size={p.local_size}: the small crops must be at least 8 px and "
+                              f"smaller than the {cfg.image_size} px images (--params.local_size=0: 3/7 of the side)")
         batch = cfg.batch_size * dist.planned_world_size()
         if batch + p.queue_length < p.num_prototypes:
             need = p.num_prototypes - batch
@@ -140,6 +144,11 @@ class SwAV(Method):
     @classmethod
     def cluster_count(cls, params) -> int:
         return params.num_prototypes
+
+    @staticmethod
+    def local_side(params, image_side: int) -> int:
+        """The small crops' side: ``local_size``, or 3/7 of the image's side when it is 0 (96 of 224)."""
+        return params.local_size or max(8, round(image_side * 3 / 7))
 
     @classmethod
     def smoke_params(cls, params, batch_size: int):
@@ -203,8 +212,16 @@ class SwAV(Method):
     def predict_clusters(self, images):
         return [batched_argmax(lambda x: self.embed(x) @ self.prototypes.weight.t(), images, module=self)]
 
+    def assign_features(self, features):
+        """The nearest prototype and the prediction softmax's probability of it (temperature tau)."""
+        s = F.normalize(self.projector(features), dim=1) @ self.prototypes.weight.t()
+        p = F.softmax(s.float() / self.params.temperature, 1)
+        return [(s.argmax(1), p.gather(1, s.argmax(1, keepdim=True)).squeeze(1))]
+
     def training_step(self, images, indices, labels=None):
-        views = multi_crop(images, n_global=2, **self.crops)
+        side = images.shape[-1]  # the full-resolution crops have the images' own side
+        views = multi_crop(images, n_global=2, global_size=side,
+                           **{**self.crops, "local_size": self.local_side(self.params, side)})
         # one forward pass per resolution: the two full crops together, then the small ones
         zs = [self.embed(torch.cat(views[:2]))]
         if self.params.n_local:
@@ -261,6 +278,29 @@ for _ds, _eps in (("cifar10", 0.05), ("cifar100", 0.05), ("svhn", 0.05)):
         **{"params.proj_hidden": 2048, "params.proj_dim": 128, "params.num_prototypes": 3000,
            "params.queue_length": 3840, "params.queue_start_epoch": 50, "params.freeze_prototypes_steps": 2 * 195,
            "params.epsilon": _eps, "params.temperature": 0.1})
+
+SwAV.add_preset(
+    "imagenet",
+    source="Caron et al., NeurIPS 2020, ImageNet (75.3 % linear top-1); official code facebookresearch/swav "
+           "scripts/swav_800ep_pretrain.sh (ResNet-50, 2x224 + 6x96 crops of scale (0.14, 1) and (0.05, 0.14), "
+           "3000 prototypes, 128-d features, epsilon 0.05, 3 Sinkhorn iterations, temperature 0.1, no queue, "
+           "800 epochs, batch 64 per GPU on 64 GPUs = 4096, base lr 4.8 to a final 0.0048 by a cosine, 10 warm-up "
+           "epochs from 0.3, weight decay 1e-6, prototypes frozen for 313 iterations, fp16) and main_swav.py "
+           "(projection 2048-2048-128 with batch norm, SGD momentum 0.9 inside LARC with trust coefficient 0.001 "
+           "and no clipping; colour distortion of strength 1 with p 0.8, grey 0.2, Gaussian blur p 0.5). Here: bf16 "
+           "for fp16, the warm-up starts at 0, LARS leaves biases and norm layers out (LARC adapts them too). On "
+           "fewer than 64 processes the batch is smaller than the 3000 prototypes: add a queue (the 200- and "
+           "400-epoch scripts at batch 256 use 3840 from epoch 15)",
+    description="ResNet-50 on ImageNet, 2x224 + 6x96 crops, K=3000, 800 epochs, batch 64 per process x 64 "
+                "processes (torchrun), LARS (kNN monitor every 10 epochs on 50 images per class)",
+    dataset="imagenet", subset="full", image_size=224, backbone="resnet50", epochs=800, batch_size=64, lr=4.8,
+    lr_batch_size=4096, final_lr_ratio=0.001, warmup_epochs=10, weight_decay=1e-6, momentum=0.9, schedule="cosine",
+    optimizer="lars", lars_eta=0.001, lars_clip=False, precision="bf16", knn_every=10, eval_subset="50",
+    **{"params.proj_hidden": 2048, "params.proj_dim": 128, "params.num_prototypes": 3000, "params.queue_length": 0,
+       "params.epsilon": 0.05, "params.sinkhorn_iters": 3, "params.temperature": 0.1,
+       "params.freeze_prototypes_steps": 313, "params.n_local": 6, "params.local_size": 96,
+       "params.global_scale_min": 0.14, "params.local_scale_min": 0.05, "params.jitter_strength": 1.0,
+       "params.gray_p": 0.2, "params.blur_p": 0.5})
 
 
 def lightly_swav_rates(method: SwAV, cfg, n, images, device, precision, batch_size, steps, ips) -> list[tuple]:
