@@ -310,8 +310,8 @@ assert not integral(frac_plan, 31)
 #   an optimal-transport problem; `sk.exact_transport` solves small instances exactly.
 # * Greedy argmax labels are cheaper but infeasible: they follow the network's
 #   preferences, so a favoured cluster takes more than its share (section 2's instance).
-# * On the polytope, $\langle Q, -\log P\rangle = \mathrm{KL}(Q\|P) + H(Q) = \mathrm{KL}(Q\|P) - I(y,i)
-#   + \log N + \log K$: the label step fits the predictions and maximises the mutual information
+# * On the polytope, $\langle Q, -\log P\rangle = \mathrm{KL}(Q\|P) + H(Q)$
+#   $= \mathrm{KL}(Q\|P) - I(y,i) + \log N + \log K$: the label step fits the predictions and maximises the mutual information
 #   between labels and data indices, $I(y,i) = \log K$ for an equipartitioned hard labelling
 #   (each identity checked from the definitions).
 # * Every LP has an optimal vertex; when K divides N the vertices of the transport polytope

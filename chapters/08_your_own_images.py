@@ -357,7 +357,8 @@ rates = bench_data(None, [96, 224], [1], per_worker=64, repeats=1)
 # * M. Caron, P. Bojanowski, A. Joulin, M. Douze. *Deep Clustering for Unsupervised Learning of
 #   Visual Features.* ECCV 2018 (a method's clusters looked at image by image).
 #   [arXiv:1807.05520](https://arxiv.org/abs/1807.05520).
-# * The book's page on your own images: `book/own_images.md` (commands, streaming, presets).
+#
+# The book's page on your own images, `book/own_images.md`, has the commands, streaming and the presets.
 
 # %%
 shutil.rmtree(WORK, ignore_errors=True)  # the photos, the run and the gallery were only for this page
@@ -368,9 +369,9 @@ print(f"this page executed in {time.time() - CHAPTER_T0:.0f} s (from the imports
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -385,10 +386,10 @@ import sslkit as sk
 # **Exercise 1 — the centre square [3 points].** Every image is read at `size x size` as
 # torchvision's `Resize(size)` followed by `CenterCrop(size)`: the shorter side is resized
 # to `size` and the longer one to `int(size * long / short)` (truncated), then the crop's
-# top-left corner is at `int(round((new_h - size) / 2))`, `int(round((new_w - size) / 2))`.
-# Implement `square_box(w, h, size)` returning `(new_w, new_h, left, top)` for an image
-# `w` pixels wide and `h` high (an image that is already `size x size` gives
-# `(size, size, 0, 0)`).
+# left edge is at `int(round((new_w - size) / 2))` and its top edge at
+# `int(round((new_h - size) / 2))` (Python's `round`). Implement `square_box(w, h, size)`
+# returning `(new_w, new_h, left, top)` for an image `w` pixels wide and `h` high (an image
+# that is already `size x size` gives `(size, size, 0, 0)`).
 
 # %%
 def square_box(w, h, size):
@@ -409,11 +410,12 @@ def nearest_training(query, bank, k):
 
 
 # %% [markdown]
-# **Exercise 3 — bringing the labels back [2 points].** Once the labels are back, a cluster is
-# as good as the share of its images that carry its most frequent label. Implement
-# `cluster_purity(clusters, labels)` returning a dict `{cluster: (label, purity)}` for every
-# cluster that occurs: its most frequent label (the smallest label on a tie) and the fraction
-# of its images with that label. Both arguments are int tensors of the same length.
+# **Exercise 3 — how pure is a cluster [2 points].** When the true labels of clustered
+# images are known, a cluster is as good as the share of its images that carry its most
+# frequent label. Implement `cluster_purity(clusters, labels)` returning a dict
+# `{cluster: (label, purity)}` for every cluster that occurs: its most frequent label (the
+# smallest label on a tie) and the fraction of its images with that label. Both arguments are
+# int tensors of the same length.
 
 # %%
 def cluster_purity(clusters, labels):
@@ -424,7 +426,7 @@ def cluster_purity(clusters, labels):
 # **Exercise 4 — in memory or streamed [1 point].** A run keeps its training images in memory
 # as uint8 tensors of 3 x S x S bytes each, and streams them (decodes them in worker processes
 # at every pass) above `--stream_above_gb=4` GB ($10^9$ bytes). Up to how many images (the
-# largest whole number) does ImageNet at S = 224 pixels stay in memory? Give the number.
+# largest whole number) does a run at S = 224 pixels keep in memory? Give the number.
 
 # %%
 largest_in_memory = ...

@@ -584,4 +584,116 @@ def welch(a, b):
     return (ma - mb) / math.sqrt(ea + eb), (ea + eb) ** 2 / (ea ** 2 / na + eb ** 2 / nb)'''),
         ],
     },
+    "08": {
+        "square_box": [
+            ("crop offset floored, not rounded", '''
+def square_box(w, h, size):
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    nw, nh = (size, new_long) if w <= h else (new_long, size)
+    return nw, nh, (nw - size) // 2, (nh - size) // 2'''),
+            ("longer side rounded, not truncated", '''
+def square_box(w, h, size):
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(round(size * long / short))
+    nw, nh = (size, new_long) if w <= h else (new_long, size)
+    return nw, nh, int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))'''),
+            ("width and height swapped", '''
+def square_box(w, h, size):
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    nw, nh = (new_long, size) if w <= h else (size, new_long)
+    return nw, nh, int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))'''),
+            ("the longer side resized to size (Resize(size) read as a maximum)", '''
+def square_box(w, h, size):
+    short, long = (w, h) if w <= h else (h, w)
+    new_short = int(size * short / long)
+    nw, nh = (new_short, size) if w <= h else (size, new_short)
+    return nw, nh, int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))'''),
+            ("crop at the full difference, not half of it", '''
+def square_box(w, h, size):
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    nw, nh = (size, new_long) if w <= h else (new_long, size)
+    return nw, nh, nw - size, nh - size'''),
+        ],
+        "nearest_training": [
+            ("features not L2-normalised (raw dot products)", '''
+def nearest_training(query, bank, k):
+    return (query.float() @ bank.float().T).topk(k, dim=1).indices'''),
+            ("normalised over the wrong axis (dim=0)", '''
+def nearest_training(query, bank, k):
+    sims = F.normalize(query.float(), dim=0) @ F.normalize(bank.float(), dim=0).T
+    return sims.topk(k, dim=1).indices'''),
+            ("Euclidean distance, not cosine similarity", '''
+def nearest_training(query, bank, k):
+    return torch.cdist(query.float(), bank.float()).topk(k, dim=1, largest=False).indices'''),
+            ("the least similar first (ascending sort)", '''
+def nearest_training(query, bank, k):
+    sims = F.normalize(query.float(), dim=1) @ F.normalize(bank.float(), dim=1).T
+    return sims.argsort(dim=1)[:, :k]'''),
+            ("transposed: top k over the queries (bank x query)", '''
+def nearest_training(query, bank, k):
+    sims = F.normalize(bank.float(), dim=1) @ F.normalize(query.float(), dim=1).T
+    return sims.topk(min(k, sims.shape[0]), dim=0).indices'''),
+            ("skips the first neighbour (off by one, as if the query were in the bank)", '''
+def nearest_training(query, bank, k):
+    sims = F.normalize(query.float(), dim=1) @ F.normalize(bank.float(), dim=1).T
+    return sims.topk(min(k + 1, sims.shape[1]), dim=1).indices[:, 1:k + 1]'''),
+        ],
+        "cluster_purity": [
+            ("purity over all images, not the cluster's", '''
+def cluster_purity(clusters, labels):
+    out = {}
+    for c in torch.unique(clusters).tolist():
+        counts = torch.bincount(labels[clusters == c])
+        best = int(counts.argmax())
+        out[c] = (best, float(counts[best]) / len(labels))
+    return out'''),
+            ("the share of the label's images in the cluster (recall, not purity)", '''
+def cluster_purity(clusters, labels):
+    out = {}
+    for c in torch.unique(clusters).tolist():
+        counts = torch.bincount(labels[clusters == c])
+        best = int(counts.argmax())
+        out[c] = (best, float(counts[best]) / int((labels == best).sum()))
+    return out'''),
+            ("a tie goes to the largest label", '''
+def cluster_purity(clusters, labels):
+    out = {}
+    for c in torch.unique(clusters).tolist():
+        member = labels[clusters == c]
+        counts = torch.bincount(member)
+        best = len(counts) - 1 - int(counts.flip(0).argmax())
+        out[c] = (best, float(counts[best]) / len(member))
+    return out'''),
+            ("arguments swapped: the most frequent cluster of each label", '''
+def cluster_purity(clusters, labels):
+    out = {}
+    for c in torch.unique(labels).tolist():
+        member = clusters[labels == c]
+        counts = torch.bincount(member)
+        best = int(counts.argmax())
+        out[c] = (best, float(counts[best]) / len(member))
+    return out'''),
+            ("the count, not the fraction", '''
+def cluster_purity(clusters, labels):
+    out = {}
+    for c in torch.unique(clusters).tolist():
+        counts = torch.bincount(labels[clusters == c])
+        best = int(counts.argmax())
+        out[c] = (best, float(counts[best]))
+    return out'''),
+            ("clusters 0 .. max - 1 (off by one: the last cluster is missing)", '''
+def cluster_purity(clusters, labels):
+    out = {}
+    for c in range(int(clusters.max())):
+        member = labels[clusters == c]
+        if len(member):
+            counts = torch.bincount(member)
+            best = int(counts.argmax())
+            out[c] = (best, float(counts[best]) / len(member))
+    return out'''),
+        ],
+    },
 }

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from sslkit.bench import __main__ as bench  # the command; its parts are sslkit.bench.timing, .kmeans, ...
-from sslkit.bench.kmeans import faiss_at_its_best  # noqa: F401
+from sslkit.bench.kmeans import faiss_at_its_best
 
 NO_REF = ("ot", "faiss", "sklearn", "sklearn.cluster", "lightly")
 
@@ -21,19 +21,19 @@ def test_faiss_blas_is_set_only_where_its_openblas_falls_back(monkeypatch):
     monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
     monkeypatch.delitem(sys.modules, "faiss", raising=False)
     # recognised CPU: left as installed
-    assert bench.faiss_at_its_best({"avx512f", "avx2"}, probe=lambda: "SkylakeX") is None
+    assert faiss_at_its_best({"avx512f", "avx2"}, probe=lambda: "SkylakeX") is None
     assert "OPENBLAS_CORETYPE" not in os.environ
     # no AVX at all: the generic kernels are the right ones
-    assert bench.faiss_at_its_best({"sse4_2"}, probe=lambda: "Prescott") is None
-    assert bench.faiss_at_its_best(set(), probe=lambda: "") is None
+    assert faiss_at_its_best({"sse4_2"}, probe=lambda: "Prescott") is None
+    assert faiss_at_its_best(set(), probe=lambda: "") is None
     # fallback on an AVX2 CPU: Haswell kernels, and the line says so
-    line = bench.faiss_at_its_best({"avx2"}, probe=lambda: "Prescott")
+    line = faiss_at_its_best({"avx2"}, probe=lambda: "Prescott")
     assert os.environ["OPENBLAS_CORETYPE"] == "Haswell" and "'Prescott'" in line and "Haswell" in line
     # set already (by the user or above): never overridden
-    assert bench.faiss_at_its_best({"avx512f"}, probe=lambda: "Prescott") is None
+    assert faiss_at_its_best({"avx512f"}, probe=lambda: "Prescott") is None
     assert os.environ["OPENBLAS_CORETYPE"] == "Haswell"
     monkeypatch.delenv("OPENBLAS_CORETYPE")
-    assert "SkylakeX" in bench.faiss_at_its_best({"avx512f", "avx2"}, probe=lambda: "Core2")
+    assert "SkylakeX" in faiss_at_its_best({"avx512f", "avx2"}, probe=lambda: "Core2")
     assert os.environ["OPENBLAS_CORETYPE"] == "SkylakeX"
 
 

@@ -99,7 +99,8 @@ def _argv(data, out, *extra, method="sela"):
              "npid": ["--dim=8", "--num_noise=16"], "deepcluster": ["--num_clusters=4", "--pca_dim=8",
                                                                   "--mlp_hidden=16"], "supervised": []}[method]
     return [f"--method={method}", "--preset=lab", f"--dataset={data}", "--subset=full", "--epochs=2",
-            "--batch_size=8", "--device=cpu", "--precision=fp32", "--workers=0", f"--output_dir={out}", *small, *extra]
+            "--batch_size=8", "--device=cpu", "--precision=fp32", "--workers=0", "--knn_every=1", f"--output_dir={out}",
+            *small, *extra]
 
 
 def test_the_cli_trains_on_images_without_labels_with_label_free_monitors(tmp_path, capsys):

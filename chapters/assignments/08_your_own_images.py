@@ -5,8 +5,11 @@
 # # the grader; the chapter's exercise section is the student edition's questions (a test checks).
 # name: 08_your_own_images
 # init_cell: true
-# check_all_cell: false
-# export_cell: false
+# check_all_cell: true
+# export_cell:
+#   pdf: false
+#   run_tests: false
+#   instructions: "Hand in the zip, or this notebook itself, as your course asks."
 # generate:
 #   pdf: false
 #   zips: false
@@ -15,9 +18,9 @@
 # ## Exercises
 #
 # These exercises are self-contained: they need no dataset and no training run. Replace
-# every `...` with your code and run the cell; in the student edition (see the README's
-# section for teachers) a check cell below each one runs its public tests. The grader also
-# runs hidden tests on further inputs (random and edge cases). Points are in brackets.
+# every `...` with your code and run the cell. In the course edition of these exercises a
+# check cell under each answer runs its public tests; the grader also runs hidden tests on
+# further inputs (random and edge cases). Points are in brackets.
 
 # %%
 import math
@@ -36,10 +39,10 @@ import sslkit as sk
 # **Exercise 1 — the centre square [3 points].** Every image is read at `size x size` as
 # torchvision's `Resize(size)` followed by `CenterCrop(size)`: the shorter side is resized
 # to `size` and the longer one to `int(size * long / short)` (truncated), then the crop's
-# top-left corner is at `int(round((new_h - size) / 2))`, `int(round((new_w - size) / 2))`.
-# Implement `square_box(w, h, size)` returning `(new_w, new_h, left, top)` for an image
-# `w` pixels wide and `h` high (an image that is already `size x size` gives
-# `(size, size, 0, 0)`).
+# left edge is at `int(round((new_w - size) / 2))` and its top edge at
+# `int(round((new_h - size) / 2))` (Python's `round`). Implement `square_box(w, h, size)`
+# returning `(new_w, new_h, left, top)` for an image `w` pixels wide and `h` high (an image
+# that is already `size x size` gives `(size, size, 0, 0)`).
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -151,11 +154,12 @@ for _n, _m, _d, _k in ((5, 40, 8, 3), (1, 7, 3, 7), (12, 100, 16, 1)):
 # points: 2
 
 # %% [markdown]
-# **Exercise 3 — bringing the labels back [2 points].** Once the labels are back, a cluster is
-# as good as the share of its images that carry its most frequent label. Implement
-# `cluster_purity(clusters, labels)` returning a dict `{cluster: (label, purity)}` for every
-# cluster that occurs: its most frequent label (the smallest label on a tie) and the fraction
-# of its images with that label. Both arguments are int tensors of the same length.
+# **Exercise 3 — how pure is a cluster [2 points].** When the true labels of clustered
+# images are known, a cluster is as good as the share of its images that carry its most
+# frequent label. Implement `cluster_purity(clusters, labels)` returning a dict
+# `{cluster: (label, purity)}` for every cluster that occurs: its most frequent label (the
+# smallest label on a tie) and the fraction of its images with that label. Both arguments are
+# int tensors of the same length.
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -180,7 +184,8 @@ def cluster_purity(clusters, labels):
 
 # %%
 _p = cluster_purity(torch.tensor([0, 0, 0, 2]), torch.tensor([1, 1, 3, 0]))
-assert set(_p) == {0, 2} and _p[0][0] == 1 and abs(_p[0][1] - 2 / 3) < 1e-9 and _p[2] == (0, 1.0)
+assert set(_p) == {0, 2} and _p[0][0] == 1 and abs(_p[0][1] - 2 / 3) < 1e-9 and _p[2] == (0, 1.0), \
+    "expected {0: (1, 2/3), 2: (0, 1.0)}: cluster 0 holds labels 1, 1, 3 and cluster 2 the label 0"
 
 # %%
 """ # BEGIN TEST CONFIG
@@ -213,7 +218,7 @@ assert cluster_purity(torch.tensor([4, 4]), torch.tensor([7, 2]))[4][0] == 2, "o
 # **Exercise 4 — in memory or streamed [1 point].** A run keeps its training images in memory
 # as uint8 tensors of 3 x S x S bytes each, and streams them (decodes them in worker processes
 # at every pass) above `--stream_above_gb=4` GB ($10^9$ bytes). Up to how many images (the
-# largest whole number) does ImageNet at S = 224 pixels stay in memory? Give the number.
+# largest whole number) does a run at S = 224 pixels keep in memory? Give the number.
 
 # %% [raw]
 # # BEGIN SOLUTION
