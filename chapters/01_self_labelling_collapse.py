@@ -19,7 +19,7 @@
 # The dream of clustering-based self-supervision: let the network *invent* labels for
 # unlabelled images and learn to predict them, exactly as in supervised learning. This
 # chapter shows, by running it, that the obvious way to do this fails — the labelling
-# collapses onto a few clusters, in many runs a single one — and why.
+# collapses onto a few clusters, from some initialisations a single one — and why.
 #
 # **Learning goals.** After this chapter you can
 # 1. write the naive self-labelling objective and prove that it has a trivial minimum;
@@ -57,8 +57,8 @@ STEPS = 150           # optimisation steps of the toy experiments
 # $$
 # For fixed $\Phi$ the best labels are $y_i = \arg\max_y p(y \mid x_i)$; for fixed labels
 # the network does supervised learning. But there is a free lunch: choose a single class
-# $c$, set $y_i = c$ for every image and let the network output $p(c \mid x) = 1$ whatever
-# $x$ is (a large bias on $c$ suffices). Then $E = 0$, the global minimum, and the
+# $c$, set $y_i = c$ for every image and let the network output $p(c \mid x) \to 1$ whatever
+# $x$ is (a growing bias on $c$ suffices). Then $E \to 0$, the infimum, and the
 # "representation" carries no information about the image at all.
 #
 # Nothing in the objective prefers a meaningful labelling to this one. Let us watch
@@ -217,13 +217,13 @@ print(f"seed 0, gradient norm at the backbone: {first_grad:.3g} at the first ste
       f"{hist_cifar[-2]['step']} ({first_grad / max(last_grad, 1e-12):.0f}x smaller)")
 
 # %% [markdown]
-# The balanced start does not last. At every relabelling the popular labels gain images —
+# The balanced start does not last. Relabelling by relabelling the popular labels tend to gain images —
 # the network's preference after a few steps of training is not balanced, and its argmax
 # hands the slightly larger classes more images, which the next steps learn to prefer
 # further — and the entropy falls (printed: the relabellings at which it fell, and the step
 # at which it dropped below 0.1, on each seed). All three seeds end with almost every image
 # in one cluster (asserted: above 90 %), which says nothing about the classes (NMI below
-# 0.05). The loss falls towards zero while the gradient reaching the backbone shrinks by the
+# 0.05). The loss falls (right panel) while the gradient reaching the backbone shrinks by the
 # factor printed above (asserted: to below a tenth of its first value): once one label
 # holds every image, the head can fit it on its own, and almost nothing is learned.
 #
@@ -305,7 +305,7 @@ assert sk.nmi(labels_ot, y_toy) > 0.8
 # * Minimising cross-entropy over the network *and* the labels has a trivial global
 #   minimum: one label for all images, a constant network, loss 0. Alternating argmax
 #   labels and gradient steps drives the loss to about zero with few clusters left on toy
-#   blobs (a single cluster from some of the seeds); on CIFAR-10, from a balanced start,
+#   blobs (a single cluster from at least one seed, asserted); on CIFAR-10, from a balanced start,
 #   the labels' entropy falls relabelling after relabelling until one cluster holds at
 #   least 90 % of the images, on every seed (asserted).
 # * The entropy of the cluster sizes (`sk.cluster_report`) detects the collapse; the

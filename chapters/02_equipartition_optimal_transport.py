@@ -285,8 +285,8 @@ print(f"I(labels; index) = {sk.mutual_information(ot_labels, torch.arange(N)):.4
 # decides is whether the vertices are *integral*: when $N r = \mathbf 1$ and
 # $N c = \frac NK \mathbf 1$ are integer vectors ($K \mid N$), every vertex of $N \cdot U(r,c)$
 # is an integer matrix, because the constraint matrix is totally unimodular. So when $K$
-# divides $N$ an optimal vertex is a genuine hard labelling (a solver that returns a vertex,
-# as HiGHS's simplex does, returns one), and nothing is lost by solving the relaxed problem.
+# divides $N$ an optimal vertex is a genuine hard labelling (a solver that returns a basic
+# solution, as SciPy's HiGHS does, returns one), and nothing is lost by solving the relaxed problem.
 # We check it on many random instances, and see where it breaks: when $K$ does not divide
 # $N$, the column marginals $N/K$ are fractional, so no 0/1 plan is feasible and every vertex
 # gives some image to two clusters.
@@ -314,7 +314,7 @@ assert not integral(frac_plan, 31)
 #   $= \mathrm{KL}(Q\|P) - I(y,i) + \log N + \log K$: the label step fits the predictions and maximises the mutual information
 #   between labels and data indices, $I(y,i) = \log K$ for an equipartitioned hard labelling
 #   (each identity checked from the definitions).
-# * Every LP has an optimal vertex; when K divides N the vertices of the transport polytope
+# * Every LP over a non-empty bounded polytope has an optimal vertex; when K divides N the vertices of the transport polytope
 #   are hard labellings, so the relaxation loses nothing (with 31 images and 5 clusters the
 #   optimum is fractional, as printed).
 # * The LP has N·K variables, a few billion for a million images and thousands of

@@ -186,8 +186,10 @@ assert torch.allclose(Q_mine, res.plan.double(), atol=1e-7)
 
 
 # %% [markdown]
-# SeLa does not run a fixed number of iterations: it stops when the L1 error of the
-# cluster marginals falls below a tolerance. Below is that version, in float32 as the
+# SeLa's code does not run a fixed number of iterations: it stops when the scaling vector
+# stops changing ($\sum |c/c_{new} - 1| < 0.1$, checked every 10 iterations). `sk.sinkhorn`
+# stops instead when the L1 error of the cluster marginals falls below a tolerance, a
+# criterion on the quantity the constraint is about. Below is that version, in float32 as the
 # library computes it. Two details keep float32 safe for SeLa's $\lambda$: each row of
 # $\lambda \log P$ is shifted to a maximum of 0 before the exponential (the shift is
 # undone by the starting $a$, so the iterates are those of plain scaling), and the error
@@ -326,7 +328,7 @@ assert not torch.isfinite(naive).all() and torch.isfinite(stable.plan).all()
 #
 # Each iteration is two matrix-vector products with the $N \times K$ kernel, so the time
 # *per iteration* grows with $N K$. The number of iterations depends on the scores and the
-# tolerance and is not proportional to the size (the printed counts even change with $N$),
+# tolerance and is not proportional to the size (compare the printed counts),
 # so the total time does not follow $N K$ exactly (and on a
 # CPU shared with other work the timings are noisy). On this machine:
 
@@ -594,8 +596,9 @@ assert scores["nmi"] > 0.08
 # **How labels move.** Each head's cluster $y$ is the same output unit from one
 # relabelling to the next, so we can count the images whose label changed. The first
 # relabelling replaces the random equipartition (almost every label changes); after that
-# the fraction of images that move should fall as the network settles, and the NMI between
-# consecutive labellings (`nmi_prev`, logged by the library) should rise.
+# the fraction of images that move falls as the network settles (asserted: fewer move at the
+# last relabelling than at the second), and the NMI between consecutive labellings
+# (`nmi_prev`, logged by the library) is printed and plotted beside it.
 
 # %%
 moved = [(b[0] != a[0]).float().mean().item() for a, b in zip(label_snapshots, label_snapshots[1:])]
@@ -647,8 +650,8 @@ fig = sk.plot_cluster_grid(train.images, labels0, per_cluster=10, title="SeLa he
 # `SELA_EPOCHS` epochs (printed above) on 10,000 images is a tiny fraction of the paper's
 # 400 epochs on 50,000: raise `SELA_EPOCHS` (or run `python -m sslkit.train --method=sela
 # --preset=cifar10` on a GPU) to train longer; this run measures its features once, at the
-# end. Chapter 07's 100-epoch runs of the same preset show how far the lab recipe gets with
-# more epochs. How SeLa compares with
+# end. Chapter 07's `long` budget (the same preset for 100 epochs, one sweep command) shows
+# how far the lab recipe gets with more epochs. How SeLa compares with
 # the other methods of the book is the subject of chapter 07
 # (`chapters/07_comparison.ipynb`), which compares all methods from stored runs with
 # several seeds each; this chapter's numbers are one lab-budget run.
@@ -720,7 +723,7 @@ print(f"in this run the labels from 2 augmented views were {stable} stable betwe
 # a point of kNN or a few hundredths of NMI can flip with another seed, and a budget of
 # under a hundred steps is far from the paper's 400 epochs. One thing is mechanical: the
 # augmented labelling costs one forward pass over the data set per view at every
-# relabelling (compare the printed times; asserted). Whether labels computed from random
+# relabelling (compare the printed times, one run each on a shared machine). Whether labels computed from random
 # views also changed more between relabellings in this single run is the last printed
 # line (the NMI with the previous labelling, while the network is still young). Averaging over augmentations makes each label a
 # property of the image under its training transformations rather than of one plain
@@ -730,7 +733,7 @@ print(f"in this run the labels from 2 augmented views were {stable} stable betwe
 #
 # DeepCluster (chapter 04) alternates two procedures with *different* objectives: k-means
 # minimises a within-cluster distance in feature space, the classifier minimises a
-# cross-entropy against the k-means assignments. Neither step decreases the other's
+# cross-entropy against the k-means assignments. Neither step is guaranteed to decrease the other's
 # objective, so there is no single quantity the alternation is guaranteed to improve (and
 # it needs extra safeguards against degenerate clusterings). SeLa has one objective,
 # $E(P, Q) = \langle Q, -\log P \rangle$ over $Q$ in the equipartition polytope: the
@@ -757,8 +760,8 @@ print(f"in this run the labels from 2 augmented views were {stable} stable betwe
 #   the library's labels, loss, gradients and parameters to $10^{-5}$.
 # * The argmax of a soft plan (a random network) need not be balanced; balanced rounding
 #   is. Once the network is trained the plan is sharp and the argmax is balanced too.
-# * Over this run fewer labels moved and consecutive labellings agreed more (the printed
-#   series); the features of a lab run improve over the random network.
+# * Over this run fewer labels moved at the last relabelling than at the second (asserted;
+#   the agreement of consecutive labellings is printed); the features of a lab run improve over the random network.
 #   Chapter 07 compares SeLa with the other methods from stored runs with several seeds.
 #
 # ## References

@@ -192,8 +192,9 @@ fig = sk.plot_cluster_grid(train.images, start_clusters.labels.cpu(), per_cluste
 # %% [markdown]
 # ### The number of clusters
 # More clusters than classes is the rule in DeepCluster (10,000 clusters for 1,000 ImageNet
-# classes). On these features (one k-means seed per $K$), NMI against the classes grows with
-# $K$, partly because finer partitions
+# classes). On these features (one k-means seed per $K$), NMI against the classes is higher
+# at the largest $K$ than at the smallest (asserted; the values in between are printed),
+# partly because finer partitions
 # carry more information whatever the features; the training signal also becomes richer.
 
 # %%
@@ -440,11 +441,11 @@ print(f"largest cluster, mean over the seeds: whitened {white['largest_fraction'
 # %% [markdown]
 # Over five k-means seeds per variant, whitening gives the most effective clusters (the
 # exponential of the size entropy, which weighs every cluster's size), with every seed; by its
-# largest cluster alone it is close to the raw features (printed above). Projecting onto the
+# largest cluster alone compare it with the raw features in the printed rows (not asserted). Projecting onto the
 # principal directions *without* whitening is the most uneven: the first few directions
 # dominate the distances, and the largest cluster is more than one and a half times as large
-# as with either of the other two (asserted; the means are printed above). The raw
-# L2-normalised features land near the whitened ones (compare the two rows); but DeepCluster
+# as with either of the other two (asserted; the means are printed above). Compare the raw
+# L2-normalised features with the whitened ones in the two printed rows; but DeepCluster
 # clusters projected features, and among those whitening is what keeps a few directions from
 # deciding the clusters.
 #
@@ -639,8 +640,9 @@ assert sk.cluster_report(final, K)["used_clusters"] == K
 # *this* labelling takes it. The loss is therefore not comparable across epochs, and is
 # not a measure of feature quality. The learning rate matters too: a rate that decayed
 # would leave the late epochs' fresh classifiers little room to move, so the paper keeps
-# it constant, and so does the lab preset (a cosine decay, which this preset had before,
-# gave 42.8 % kNN against 46.0 % at a constant rate, in one 16-epoch lab run each).
+# it constant, and so does the lab preset (in one 16-epoch lab run each, recorded in the
+# preset's `source`, not computed here: 42.8 % kNN with a cosine decay, 46.0 % at a constant
+# rate).
 
 # %%
 losses = torch.stack(step_losses.losses).cpu()

@@ -248,7 +248,8 @@ assert all(a < b for a, b in zip(ent, ent[1:])), ent   # the entropy grows with 
 
 # %% [markdown]
 # **The momentum $\mu$** makes each bank entry an exponential moving average of the image's
-# features over past epochs (weight $(1-\mu)\mu^k$ for the feature from $k$ epochs ago):
+# features over past epochs (weight about $(1-\mu)\mu^k$ for the feature from $k$ epochs ago,
+# ignoring the re-normalisation):
 # $\mu = 0$ stores only the last (noisy, single-augmentation) feature; $\mu \to 1$ averages
 # over many epochs but follows the changing network slowly. The update, from scratch:
 
@@ -491,7 +492,8 @@ assert rnd["z_ratio"] > 100 and fea["z_ratio"] < 10
 # %% [markdown]
 # The cell's own numbers (one run of each, so a statement about these two runs, not
 # about the two initialisations in general): the fixed $Z$ of the random bank ends up far
-# below the exact $Z$ on the bank it has become, and its loss climbs epoch after epoch,
+# below the exact $Z$ on the bank it has become, and its loss is higher after the last epoch
+# than after the first (asserted),
 # while the feature-initialised bank's fixed $Z$ stays within a small factor of the exact
 # one and its loss falls. What the climbing loss did to the features is the kNN line:
 
@@ -599,8 +601,8 @@ assert p1["dist_last"] < p0["dist_last"]   # ... and keeps features nearer their
 # Read the two panels and the printed differences as one run each on 3,000 images for
 # 3 epochs — far from the paper's ImageNet setting, where the term is reported to
 # stabilise training and help. In this run the outputs agree with the derivation: the
-# distance between each feature and its bank entry ended slightly lower with the term (by
-# the printed amount, small for a single run; right panel, asserted) and the NCE part of
+# distance between each feature and its bank entry ended lower with the term (asserted; the
+# difference is printed; right panel) and the NCE part of
 # the loss descended more slowly (left panel, asserted). Whether the step-to-step
 # fluctuation shrank is the printed "step-to-step change": a positive number means it
 # did not, in this run. The bank momentum $\mu = 0.5$ of the lab preset already averages
@@ -711,8 +713,8 @@ assert abs(ours_knn - npid_knn) < 0.1, (ours_knn, npid_knn)   # 0.1 point: at mo
 # ### A longer budget
 #
 # The official code's CIFAR recipe trains for 200 epochs (the `cifar10` preset); the lab preset's
-# epochs (`NPID_EPOCHS` above) are sized for this page (chapter 07 shows the same preset
-# trained for 100 epochs). To train the same preset longer, from the repository
+# epochs (`NPID_EPOCHS` above) are sized for this page (chapter 07's `long` budget trains the
+# same preset for 100 epochs). To train the same preset longer, from the repository
 # root (the run directory then holds the metrics and checkpoints):
 #
 # ```bash
@@ -722,7 +724,8 @@ assert abs(ours_knn - npid_knn) < 0.1, (ours_knn, npid_knn)   # 0.1 point: at mo
 # ### Nearest neighbours in the bank
 #
 # Left column: test images; then their seven nearest training images by cosine similarity
-# between the test image's embedding and the memory bank — what the kNN classifier votes with.
+# between the test image's embedding and the memory bank — what the memory-bank kNN monitor
+# votes with (the book's yardstick uses the backbone's features instead).
 
 # %%
 npid.eval()
@@ -748,7 +751,8 @@ assert agree > 2 / len(test.classes)
 # answers from stored multi-seed runs of every method (`chapters/07_comparison.ipynb`).
 # One property follows from the objective itself: NCE pushes every noise sample away from
 # the image, class-mates included. With uniform noise, the share of noise samples that are
-# the image's class-mates is $\sum_c p_c^2$ for class frequencies $p_c$:
+# the image's class-mates is $p_c$ for an image of class $c$ (class frequencies $p_c$), and
+# $\sum_c p_c^2$ on average over the images:
 
 # %%
 freq = torch.bincount(train.labels, minlength=len(train.classes)).float() / N
@@ -758,7 +762,7 @@ print(f"{same_class:.1%} of the noise samples share the image's class on the lab
 assert abs(same_class - 1 / len(train.classes)) < 0.02
 
 # %% [markdown]
-# And it pushes a class-mate *harder* than an unrelated image, not as hard. A noise sample
+# And it pushes a class-mate *harder* than an unrelated image, not merely as hard. A noise sample
 # $j$ with similarity $s_j = v_j^\top f$ adds $\log\big(1 + P_j N / m\big)$ to the loss, with
 # $P_j = \exp(s_j/\tau)/Z$, so the gradient that pushes it away is
 # $$
@@ -804,9 +808,9 @@ assert sims.grad[0, 1] > 10 * sims.grad[0, 2]
 #   exact $Z$ once the bank holds real features; estimated on a bank filled from the
 #   network, it stayed within a small factor in our run (section 5).
 # * The paper's proximal term $\lambda\lVert f_i - v_i\rVert^2$ adds a constant pull
-#   towards the last bank entry; at our small scale it kept features slightly nearer their
-#   entries and slowed the NCE loss, and its kNN was not better (one run each: the printed
-#   kNN difference is the measurement).
+#   towards the last bank entry; at our small scale it kept features nearer their
+#   entries and slowed the NCE loss (both asserted); the kNN difference is printed (one run
+#   each).
 # * The weighted kNN on the bank is the method's own monitor — and this book's yardstick.
 #
 # ## References

@@ -112,8 +112,9 @@ assert len(drawers["train"]) == 10 * PER_CLASS and len(drawers["test"]) == 1000
 # defined for the registered data sets only); `--image_size=32` reads them at 32 pixels, the
 # size of this lab (a larger `--image_size` works the same way, see section 6). The method
 # is SeLa with its lab preset (ConvNet, $K = 30$ clusters in each of 4 heads, relabelled by
-# Sinkhorn before every epoch, a constant learning rate), for `EPOCHS` epochs instead of the
-# preset's, since these are half as many images as the lab subset.
+# Sinkhorn before every epoch, a constant learning rate), for `EPOCHS` = 16 epochs instead of
+# the preset's 34, to keep this page to about a minute (on half the lab subset's images the
+# preset's four minutes would allow about twice its epochs).
 
 # %%
 run_dir = WORK / "run"
@@ -163,7 +164,8 @@ print(f"last epoch: loss {last['loss']:.2f}, H/ln K {last['cluster_entropy']:.3f
 assert last["cluster_entropy"] > 0.9  # no collapse: the equipartition keeps every cluster in use
 
 # %% [markdown]
-# The sizes stay even because SeLa's Sinkhorn step forces them to (chapter 03); what they
+# The sizes stay even because SeLa's Sinkhorn step balances the plan, and a trained network's
+# sharp plan rounds to nearly equal clusters (chapter 03, section 7); what they
 # cannot say is whether the clusters mean anything. The NMI between consecutive labellings
 # tells whether the network keeps regrouping the images or has settled on one grouping —
 # also not whether the grouping is a good one. For that, a person has to look.
@@ -227,8 +229,9 @@ plt.show()
 # number means little alone, so the same is computed for two clusterings that learned
 # nothing from these images, with the same $K = 30$: k-means on the raw pixels, and k-means
 # on the features of the same network before training (its random initial weights). Then
-# the features themselves: the weighted kNN classifier of the book (chapter 00), with the
-# training photos' labels as the bank, on the same three representations.
+# the features themselves: a weighted kNN classifier as in chapter 00 but with k = 20 (the
+# bank has 500 photos per class), the training photos' labels as the bank, on the same three
+# representations.
 
 # %%
 truth = torch.tensor([drawers["test"][n] for n in found.names])
@@ -297,7 +300,8 @@ print(f"classes that are the majority of at least one cluster of >= 50 % purity:
 # 32 pixels), and the printed comparisons are the measurement: the purest clusters are
 # printed with their class, and the heat map shows which classes share clusters. These ten
 # classes differ a lot in colour (a blue sea, an orange fruit, a yellow sunflower), so the
-# pixels' own k-means already finds much of what a short run finds; the kNN accuracy, which
+# pixels' own k-means may already find much of what a short run finds (compare the pixel and
+# SeLa rows of the table); the kNN accuracy, which
 # asks whether photos of one class lie near each other in the features, is where the
 # training's effect shows, or does not, against the untrained network.
 #
@@ -309,8 +313,9 @@ print(f"classes that are the majority of at least one cluster of >= 50 % purity:
 #   resized, centre square, as torchvision's `Resize` + `CenterCrop`); the random crops, the
 #   multi-crop sizes and the backbones follow it (the ImageNet stem with its strides from
 #   96 pixels on). The registered STL-10 (`--dataset=stl10 --image_size=96`: 100,000
-#   unlabelled and 5,000 labelled images of 96 pixels, the standard small-data benchmark)
-#   trains on its unlabelled and labelled training images and is scored on its labelled ones.
+#   unlabelled, 5,000 labelled training and 8,000 labelled test images of 96 pixels, the
+#   standard small-data benchmark) trains on the 105,000 training images and is scored with
+#   the labelled training images as the kNN bank and the 8,000 test images as queries.
 # * A labelled folder for the monitors: `--eval_dataset=FOLDER` (with `train/<class>/` and
 #   `test/<class>/`) gives a run on unlabelled images its kNN monitor, linear probe and NMI.
 # * Data that does not fit in memory is decoded by DataLoader worker processes at every pass
