@@ -346,9 +346,16 @@ def deepcluster_from_scratch(model, images, cfg_run):
     log, step = [], 0
     for epoch in range(cfg_run.epochs):
         # ---- offline: cluster fixed features
-        z_epoch = whiten_l2(features_of(model, images), p.pca_dim)
-        pseudo = sk.kmeans(z_epoch, p.num_clusters, iters=p.kmeans_iters, seed=cfg_run.seed + epoch).labels
+        f_epoch = features_of(model, images)
+        pca = sk.fit_pca(f_epoch, p.pca_dim)                  # whiten_l2 above, kept in parts
+        clustering = sk.kmeans(pca.transform(f_epoch, l2=True), p.num_clusters, iters=p.kmeans_iters,
+                               seed=cfg_run.seed + epoch)
+        pseudo = clustering.labels
         model.labels.copy_(pseudo)
+        # kept to assign new images later by the nearest centroid in the whitened space
+        model.whiten_mean.copy_(pca.mean)
+        model.whiten_matrix.copy_(pca.components / torch.sqrt(pca.variances + pca.eps))
+        model.centroids.copy_(clustering.centroids)
         reinit_classifier(model.head)
         for q in model.head.parameters():
             opt.state.pop(q, None)                            # the old classifier's momentum
@@ -393,7 +400,7 @@ for (name, a), b in zip(library_method.named_parameters(), mine.parameters()):
     torch.testing.assert_close(b.grad, a.grad, **close)                       # gradients of the last step
     torch.testing.assert_close(b, a, **close)                                 # parameters after the step
 for (name, a), b in zip(library_method.named_buffers(), mine.buffers()):
-    torch.testing.assert_close(b, a, **close)                                 # BN statistics, labels
+    torch.testing.assert_close(b, a, **close)          # BN statistics, labels, whitening and centroids
 print(f"from scratch == library over {check_cfg.epochs} epochs of one step on {len(check_images)} images: "
       f"losses {[round(r['loss'], 4) for r in mine_log]}, {len(list(mine.parameters()))} parameter tensors "
       f"(gradients and values), pseudo-labels and re-initialised classifier equal to 1e-5")
