@@ -29,7 +29,8 @@
 # 3. explain what the three baselines — raw pixels, a random network, a supervised
 #    network — tell us, and quote their measured numbers on the lab subset.
 #
-# Every later chapter prints its result next to the random-network baseline of this chapter.
+# Chapters 03, 04 and 06 print their result next to this chapter's random-network baseline
+# (recomputed with the same seed).
 
 # %%
 import time
@@ -106,16 +107,17 @@ for name, kwargs in [("cifar100", {}), ("cifar100", {"target": "coarse"}), ("svh
 #
 # **Linear probe.** A multinomial logistic regression on the frozen, standardised
 # features, fitted by L-BFGS with an L2 penalty chosen on a held-out fifth of the
-# training set (the CLIP paper's protocol). It asks whether the classes are *linearly*
+# training set (the protocol of the CLIP paper, Radford et al. 2021). It asks whether the classes are *linearly*
 # separable.
 #
 # A clustering method also hands us **cluster assignments** $a$, which we compare with the
 # true labels $y$ by
-# * **NMI** $= I(a; y) / \tfrac12 (H(a) + H(y))$, 1 for the same partition up to renaming;
+# * **NMI** $= I(a; y) / \tfrac12 (H(a) + H(y))$ (the arithmetic normalisation, scikit-learn's
+#   default; Strehl and Ghosh use the geometric mean), 1 for the same partition up to renaming;
 # * **ARI**, the Rand index corrected for chance (0 for random assignments);
 # * **majority-vote accuracy**: each cluster is labelled by its most frequent class
 #   (many-to-one). It is the standard accuracy of an *over-clustering* ($K$ larger than the
-#   number of classes, as every method of this book uses); it rises with $K$ (every image its
+#   number of classes, as every clustering method of this book uses); it rises with $K$ (every image its
 #   own cluster would score 100 %), so it is read beside $K$ and NMI;
 # * **Hungarian accuracy**: the accuracy after the best *one-to-one* map from clusters to
 #   classes, only for a clustering with as many clusters as classes (with more clusters,
@@ -124,8 +126,8 @@ for name, kwargs in [("cifar100", {}), ("cifar100", {"target": "coarse"}), ("svh
 # And it can cheat by putting everything in one cluster. The **collapse detector** is the
 # entropy of the cluster sizes: $H = \ln K$ for equal clusters, $0$ for one cluster.
 #
-# **The protocol of this book.** Every number in every chapter, in the stored runs of
-# chapter 07 and for the untrained baseline is measured the same way: features are the
+# **The protocol of this book.** The headline numbers of chapters 03–06, chapter 07's stored
+# runs and the untrained baseline are measured the same way: features are the
 # backbone's pooled output in evaluation mode; the kNN bank is the 10,000 training images of
 # the lab subset with their labels, the queries its 2,000 test images ($k = 200$,
 # $\tau = 0.1$); the linear probe is fitted on the same 10,000 and tested on the same 2,000;
@@ -133,6 +135,8 @@ for name, kwargs in [("cifar100", {}), ("cifar100", {"target": "coarse"}), ("svh
 # ARI and majority-vote accuracy, and for every network (trained or not) a k-means with
 # $K$ = the number of classes on its L2-normalised training features, the test images taking
 # their nearest centroid, with NMI, ARI and Hungarian accuracy (`sk.evaluate_method`).
+# Side experiments that differ (a smaller bank, the NMI of pseudo-labels on the training
+# images, chapter 08's own photos) say so where they do.
 #
 # ### kNN from scratch, then the library
 # The whole classifier is a matrix product, a top-k and a scatter-add. We write it here
@@ -229,8 +233,10 @@ for m, name in (("knn", "kNN"), ("linear", "linear probe")):
 # ## 5. Baseline 3: supervised training, the ceiling
 #
 # The same ConvNet trained *with* labels (cross-entropy, crop-and-flip augmentation) on
-# the lab subset, for a few epochs. It runs in the training loop the self-supervised
-# methods use (`sk.fit`), with the `supervised` method and its `lab` preset.
+# the lab subset, for `SUPERVISED_EPOCHS` epochs (printed below), starting from the
+# `supervised` method's `lab` preset, which trains 70 epochs (the run chapter 07 stores). It
+# runs in the training loop the self-supervised methods use (`sk.fit`). A short run like this
+# one is a lower bound on the supervised ceiling.
 
 # %%
 cfg = sk.TrainConfig(method="supervised", dataset=DATASET)
@@ -261,7 +267,8 @@ fig = sk.plot_curves(history, {"train_acc": "training batches (augmented)", "knn
 # %% [markdown]
 # ## 6. The yardstick table
 #
-# These are the numbers every later chapter compares with (measured by this notebook).
+# These are the book's reference points (measured by this notebook); chapters 03, 04 and 06
+# recompute the random network's kNN with the same seed and print their result beside it.
 
 # %%
 print(f"{DATASET}, subset={SUBSET}: {len(train)} train / {len(test)} test images\n")
@@ -310,20 +317,24 @@ print(f"chapter ran in {time.time() - chapter_start:.0f} s")
 # * A random ConvNet is the floor a self-supervised method has to clear, not chance: its
 #   features are no better neighbourhoods than standardised pixels for kNN on this run
 #   (asserted: the random net is not ahead by more than a point; section 4 prints the gap), but
-#   a linear classifier reads much more out of them (both printed in section 4); the
+#   a linear classifier reads more out of them (asserted: by more than 3 points; both printed
+#   in section 4); the
 #   supervised network shows how far there is to go.
 
 # %% [markdown]
 # ## References
 #
 # * Z. Wu, Y. Xiong, S. X. Yu, D. Lin. *Unsupervised feature learning via non-parametric
-#   instance discrimination.* CVPR 2018 — the weighted kNN evaluation (k = 200, τ = 0.1).
+#   instance discrimination.* CVPR 2018 — the weighted kNN evaluation (k = 200; τ = 0.1 as in
+#   the official CIFAR code).
 #   [arXiv:1805.01978](https://arxiv.org/abs/1805.01978); code:
 #   [zhirongw/lemniscate.pytorch](https://github.com/zhirongw/lemniscate.pytorch).
 # * A. Krizhevsky. *Learning multiple layers of features from tiny images.* Tech. report, 2009
 #   (CIFAR-10/100). [PDF](https://www.cs.toronto.edu/~kriz/learning-features-2009-TR.pdf).
 # * Y. Netzer et al. *Reading digits in natural images with unsupervised feature learning.*
 #   NIPS workshop 2011 (SVHN). [dataset page](http://ufldl.stanford.edu/housenumbers/).
+# * A. Radford et al. *Learning transferable visual models from natural language supervision.*
+#   ICML 2021 (the linear-probe protocol). [arXiv:2103.00020](https://arxiv.org/abs/2103.00020).
 # * A. Strehl, J. Ghosh. *Cluster ensembles.* JMLR 3, 2002 (NMI).
 #   [paper](https://www.jmlr.org/papers/v3/strehl02a.html).
 # * L. Hubert, P. Arabie. *Comparing partitions.* Journal of Classification 2, 1985 (ARI).
