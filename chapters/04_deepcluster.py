@@ -306,12 +306,6 @@ def features_of(model, images, batch_size=512):
     return f
 
 
-def whiten_l2(f, dim):
-    """PCA-whitening to `dim` coordinates, then L2 (section 1's recipe). The fit is the
-    library's `sk.fit_pca`: writing it yourself is Exercise 1."""
-    return sk.fit_pca(f, dim).transform(f, l2=True)
-
-
 def reinit_classifier(head):
     bound = 1 / math.sqrt(head.in_features)                   # nn.Linear's default initialisation
     with torch.no_grad():
@@ -347,7 +341,7 @@ def deepcluster_from_scratch(model, images, cfg_run):
     for epoch in range(cfg_run.epochs):
         # ---- offline: cluster fixed features
         f_epoch = features_of(model, images)
-        pca = sk.fit_pca(f_epoch, p.pca_dim)                  # whiten_l2 above, kept in parts
+        pca = sk.fit_pca(f_epoch, p.pca_dim)                  # PCA-whitening, then L2 (section 1)
         clustering = sk.kmeans(pca.transform(f_epoch, l2=True), p.num_clusters, iters=p.kmeans_iters,
                                seed=cfg_run.seed + epoch)
         pseudo = clustering.labels
