@@ -187,7 +187,7 @@ def test_stored_results_have_the_issue_fields_and_three_seeds_per_cifar10_cell()
         _summary_keys(line)
         assert line["git_sha"] != "unknown" and not line["git_sha"].endswith("-dirty"), "runs must come from committed code"
     table = sw.results_table(lines)
-    methods = {"random", "supervised", "sela", "deepcluster", "swav", "npid"}
+    methods = {"pixels", "random", "supervised", "sela", "deepcluster", "swav", "npid"}
     assert {r["method"] for r in table if r["dataset"] == "cifar10" and r["budget"] == "lab"} == methods
     for row in table:
         if row["dataset"] == "cifar10" and row["budget"] == "lab":
