@@ -198,7 +198,14 @@ def test_load_run_rebuilds_the_method_or_returns_none(tmp_path, capsys):
 
 
 def test_tensorboard_option(tmp_path):
+    """The scalars read back by TensorBoard's own event reader equal what was logged."""
     pytest.importorskip("torch.utils.tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     run = RunDir(tmp_path / "tb", tensorboard=True)
     run.log({"epoch": 1, "loss": 2.5, "knn_acc": 40.0})
-    assert any((tmp_path / "tb" / "tensorboard").iterdir())
+    run.log({"epoch": 2, "loss": 2.25})
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("loss")] == [(1, 2.5), (2, 2.25)]
+    assert [(e.step, e.value) for e in events.Scalars("knn_acc")] == [(1, 40.0)]
