@@ -716,12 +716,6 @@ rows = {r["variant"]: r for r in sk.results_table(swav_lines)}   # mean and std 
 cells = {name: rows[variant] for name, variant in variants.items()}
 
 
-def welch(a, b, key):
-    """Welch's t of two table rows' means of `key` (chapter 07 explains it)."""
-    se = (a[key + "_std"] ** 2 / a["seeds"] + b[key + "_std"] ** 2 / b["seeds"]) ** 0.5
-    return (a[key] - b[key]) / se if se else math.inf
-
-
 print(f"SwAV's lab preset on cifar10, {cells[next(iter(cells))]['epochs']} epochs, stored runs "
       "(seeds per row in brackets)")
 print(f"{'variant':34s} {'kNN %':>13s} {'linear %':>13s} {'NMI %':>11s} {'training s':>11s}")
@@ -733,14 +727,14 @@ base = cells["soft codes, 2 crops (the preset)"]
 verdict = {}
 for name in list(variants)[1:]:
     c = cells[name]
-    t = welch(c, base, "knn_acc")
+    t = sk.welch_t(c, base, "knn_acc")   # Welch's t (chapter 07 explains it)
     verdict[name] = "lower" if t <= -3 else "higher" if t >= 3 else "no difference"
     word = {"lower": "lower, by more than the seeds' spread explains", "higher": "higher, by more than the seeds' "
             "spread explains", "no difference": "within the seeds' spread: no difference"}[verdict[name]]
     print(f"{name} vs the preset: kNN {c['knn_acc'] - base['knn_acc']:+.2f} points, Welch's t = {t:+.1f} -> {word}; "
           f"training time x{c['train_s'] / base['train_s']:.2f}")
 assert cells["soft codes, 2 + 4 crops"]["train_s"] > base["train_s"]
-t_time = welch(cells["soft codes, 2 + 4 crops"], base, "train_s")
+t_time = sk.welch_t(cells["soft codes, 2 + 4 crops"], base, "train_s")
 print(f"training time, 2 + 4 crops vs the preset: Welch's t = {t_time:+.1f} (the machine's load spreads the times)")
 assert abs(t_time) < 3, "the text below says the stored times cannot measure multi-crop's cost"
 

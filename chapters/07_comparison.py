@@ -132,38 +132,31 @@ display(Markdown(sk.table_markdown(table, "clusters")))
 # verdict); below that, the table cannot order the two methods. The cell below ranks the four methods by
 # kNN accuracy on each data set and says, for each neighbouring pair, whether the gap is
 # larger than the seeds' spread. Ties between neighbours do not chain (A tied with B and B
-# with C does not make A tied with C), so it then tests every other pair too.
+# with C does not make A tied with C), so it then tests every other pair too. `sk.welch_t`
+# computes $t$ from two rows of the table (None when either row has a single seed).
 
 # %%
-def welch_t(a, b, key="knn_acc"):
-    """Welch's t of the difference of two cells' means of ``key`` (None if either has one seed)."""
-    if a["seeds"] < 2 or b["seeds"] < 2 or a.get(key) is None or b.get(key) is None:
-        return None
-    se = math.sqrt(a[key + "_std"] ** 2 / a["seeds"] + b[key + "_std"] ** 2 / b["seeds"])
-    return math.inf if se == 0 else (a[key] - b[key]) / se
-
-
 verdicts = {}
 for ds in datasets:
     rows = sorted([r for r in table if r["dataset"] == ds and r["budget"] == "lab" and r["method"] in SSL],
                   key=lambda r: -r["knn_acc"])
     print(f"{ds}, lab budget (each preset's epochs, about four minutes each), kNN accuracy (mean ± std over seeds):")
     for a, b in zip(rows, rows[1:]):
-        t = welch_t(a, b)
+        t = sk.welch_t(a, b)
         word = ("no seeds to judge by" if t is None else "a gap the seeds' spread does not explain" if t >= 3 else
                 "a gap within the seeds' spread: no difference")
         verdicts[(ds, a["method"], b["method"])] = t
         print(f"  {NAMES[a['method']]:>11} {a['knn_acc']:.2f} ± {a['knn_acc_std']:.2f}  vs  "
               f"{NAMES[b['method']]:<11} {b['knn_acc']:.2f} ± {b['knn_acc_std']:.2f}:  gap "
               f"{a['knn_acc'] - b['knn_acc']:.2f} points, t = {t if t is None else round(t, 1)} -> {word}")
-    others = [(a, b, welch_t(a, b)) for i, a in enumerate(rows) for b in rows[i + 2:]]
+    others = [(a, b, sk.welch_t(a, b)) for i, a in enumerate(rows) for b in rows[i + 2:]]
     passing = [f"{NAMES[a['method']]} vs {NAMES[b['method']]} (t = {t:.1f})" for a, b, t in others
                if t is not None and t >= 3]
     print(f"  pairs further apart whose gap the spread does not explain: {', '.join(passing) or 'none'}")
     floor = next(r for r in table if r["dataset"] == ds and r["method"] == "random" and r["budget"] == "lab")
     ceiling = next(r for r in table if r["dataset"] == ds and r["method"] == "supervised" and r["budget"] == "lab")
-    judged = [r for r in rows if welch_t(r, floor) is not None]
-    above = [NAMES[r["method"]] for r in judged if welch_t(r, floor) >= 3]
+    judged = [r for r in rows if sk.welch_t(r, floor) is not None]
+    above = [NAMES[r["method"]] for r in judged if sk.welch_t(r, floor) >= 3]
     verdict = (", ".join(above) or "none") if judged else "cannot tell from single runs"
     print(f"  above the untrained network ({floor['knn_acc']:.2f}) by more than the spread: {verdict}; "
           f"the supervised ceiling is {ceiling['knn_acc']:.2f}, "
@@ -292,7 +285,7 @@ for ds in datasets:
         r = rows.get(m)
         if r is None or r.get("kmeans_nmi") is None:
             continue
-        t = welch_t(r, floor, "kmeans_nmi") if m in SSL else None
+        t = sk.welch_t(r, floor, "kmeans_nmi") if m in SSL else None
         if m in SSL:
             cluster_verdict[(ds, m)] = t
         verdict = "" if t is None else (f"   vs {NAMES[floor['method']]}: t = {t:+.1f} -> "
@@ -413,7 +406,7 @@ if long_methods:
     lab_sorted = sorted(ssl_long, key=lambda m: -lab_rows[m]["knn_acc"])
     order_lab = NAMES[lab_sorted[0]] if lab_sorted else ""
     for a, b in zip(lab_sorted, lab_sorted[1:]):   # the verdicts of section 2
-        t = welch_t(lab_rows[a], lab_rows[b])
+        t = sk.welch_t(lab_rows[a], lab_rows[b])
         order_lab += (" > " if t is not None and t >= 3 else " ≈ ") + NAMES[b]
     print(f"\nat the lab budget: {order_lab}   (≈: neighbours within the seeds' spread, Welch's t < 3; see section 2 "
           "for pairs further apart)")

@@ -10,7 +10,7 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["RESULTS", "read_results", "write_results", "results_table", "table_markdown", "readme_table",
+__all__ = ["RESULTS", "read_results", "write_results", "results_table", "welch_t", "table_markdown", "readme_table",
            "update_readme"]
 
 RANDOM = "random"  # the untrained network: no training, the same evaluation
@@ -79,6 +79,20 @@ def results_table(lines: list[dict]) -> list[dict]:
         row["git_sha"] = ", ".join(sorted({r["git_sha"][:12] for r in rs}))
         rows.append(row)
     return rows
+
+
+def welch_t(a: dict, b: dict, key: str = "knn_acc") -> float | None:
+    """Welch's t of the difference of two ``results_table`` rows' means of ``key``:
+    (m_a - m_b) / sqrt(s_a^2/n_a + s_b^2/n_b) with the rows' sample standard deviations over
+    their seeds. None when either row has fewer than two seeds or no value; +-inf when both
+    spreads are zero and the means differ."""
+    if a["seeds"] < 2 or b["seeds"] < 2 or a.get(key) is None or b.get(key) is None:
+        return None
+    diff = a[key] - b[key]
+    se = math.sqrt(a[key + "_std"] ** 2 / a["seeds"] + b[key + "_std"] ** 2 / b["seeds"])
+    if se == 0:
+        return math.copysign(math.inf, diff) if diff else 0.0
+    return diff / se
 
 
 def _precision(line: dict) -> str:

@@ -41,6 +41,29 @@ def test_table_is_mean_and_sample_std_over_seeds():
     assert "41.2 ± 1.3" in md and "| SeLa |" in md
 
 
+def test_welch_t_of_two_table_rows_equals_scipys_unequal_variance_t():
+    from scipy import stats
+
+    from sslkit import welch_t
+
+    def rows(*per_seed):
+        lines = [{"dataset": "d", "budget": "lab", "method": m, "epochs": 12, "seed": s, "knn_acc": k,
+                  "device": "cpu", "git_sha": "abc"} for m, ks in zip("ab", per_seed) for s, k in enumerate(ks)]
+        return {r["method"]: r for r in sw.results_table(lines)}
+
+    a, b = rows([40.0, 42.5, 41.0], [44.1, 45.0, 47.2, 46.0]).values()
+    ref = stats.ttest_ind([40.0, 42.5, 41.0], [44.1, 45.0, 47.2, 46.0], equal_var=False).statistic
+    assert welch_t(a, b) == pytest.approx(ref, rel=1e-4)       # the rows' means and stds are rounded to 4 places
+    assert welch_t(b, a) == pytest.approx(-ref, rel=1e-4)
+    one_seed = rows([40.0, 42.5, 41.0], [44.0])
+    assert welch_t(one_seed["a"], one_seed["b"]) is None          # a single run has no spread of its own
+    assert welch_t(a, b, "linear_acc") is None                   # no value
+    flat = rows([40.0, 40.0], [41.0, 41.0])
+    assert welch_t(flat["a"], flat["b"]) == float("-inf") and welch_t(flat["b"], flat["a"]) == float("inf")
+    same = rows([40.0, 40.0], [40.0, 40.0])
+    assert welch_t(same["a"], same["b"]) == 0.0
+
+
 def _summary_keys(line):
     for key in ("method", "dataset", "budget", "epochs", "seed", "knn_acc", "linear_acc", "wall_s", "device",
                 "git_sha", "config"):
