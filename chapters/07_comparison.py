@@ -342,88 +342,87 @@ long_runs = {r["method"]: r for r in runs if r["dataset"] == "cifar10" and r["bu
 lab_rows = {r["method"]: r for r in table if r["dataset"] == "cifar10" and r["budget"] == "lab"}
 long_methods = [m for m in ["supervised", *SSL] if m in long_runs]
 assert set(SSL) <= set(long_methods), "the text of this section expects a 100-epoch run of every method"
-print(f"stored 100-epoch runs on cifar10: {', '.join(NAMES[m] for m in long_methods) or 'none yet'}")
-if long_methods:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for i, m in enumerate(long_methods):
-        r, colour = long_runs[m], f"C{i}"
-        pts = [(c["epoch"], c["knn_acc"]) for c in r["curve"] if c["knn_acc"] is not None]
-        per_epoch = r["train_s"] / r["epochs"]   # the median epoch time, as in section 3
-        style = dict(color=colour, lw=1.2, label=NAMES[m], ls="--" if m == "supervised" else "-")
-        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], **style)
-        axes[1].plot([p[0] * per_epoch / 60 for p in pts], [p[1] for p in pts], **style)
-        if m in lab_rows:   # the lab budget's runs: mean ± std over their seeds, at their last epoch
-            lab = lab_rows[m]
-            axes[0].errorbar(lab["epochs"], lab["knn_acc"], yerr=lab["knn_acc_std"], color=colour, marker="o",
-                             capsize=3)
-    floor = lab_rows["random"]["knn_acc"]
-    for ax in axes:
-        ax.axhline(floor, color="grey", lw=1, ls=":", label="random init")
-        ax.set_ylabel("kNN top-1 accuracy (%)")
-    axes[0].set(xlabel="epoch", title="cifar10: 100-epoch runs (one seed each)\n"
-                                      "dots: the lab runs, mean ± std")
-    axes[1].set(xlabel="training time (min on 2 CPU cores; epochs x median epoch time)",
-                title="the same runs against training time")
-    axes[0].legend(fontsize=8)
-    plt.tight_layout()
-    plt.show()
+print(f"stored 100-epoch runs on cifar10: {', '.join(NAMES[m] for m in long_methods)}")
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for i, m in enumerate(long_methods):
+    r, colour = long_runs[m], f"C{i}"
+    pts = [(c["epoch"], c["knn_acc"]) for c in r["curve"] if c["knn_acc"] is not None]
+    per_epoch = r["train_s"] / r["epochs"]   # the median epoch time, as in section 3
+    style = dict(color=colour, lw=1.2, label=NAMES[m], ls="--" if m == "supervised" else "-")
+    axes[0].plot([p[0] for p in pts], [p[1] for p in pts], **style)
+    axes[1].plot([p[0] * per_epoch / 60 for p in pts], [p[1] for p in pts], **style)
+    if m in lab_rows:   # the lab budget's runs: mean ± std over their seeds, at their last epoch
+        lab = lab_rows[m]
+        axes[0].errorbar(lab["epochs"], lab["knn_acc"], yerr=lab["knn_acc_std"], color=colour, marker="o",
+                         capsize=3)
+floor = lab_rows["random"]["knn_acc"]
+for ax in axes:
+    ax.axhline(floor, color="grey", lw=1, ls=":", label="random init")
+    ax.set_ylabel("kNN top-1 accuracy (%)")
+axes[0].set(xlabel="epoch", title="cifar10: 100-epoch runs (one seed each)\n"
+                                  "dots: the lab runs, mean ± std")
+axes[1].set(xlabel="training time (min on 2 CPU cores; epochs x median epoch time)",
+            title="the same runs against training time")
+axes[0].legend(fontsize=8)
+plt.tight_layout()
+plt.show()
 
-    if "sela" in long_runs:   # the relabelling schedule, from the method's own code and each run's config
-        lab_cfg = sk.config_from_dict(next(r for r in runs if r["method"] == "sela" and r["budget"] == "lab")["config"])
-        long_cfg = sk.config_from_dict(long_runs["sela"]["config"])
-        at_lab = sk.build_method(lab_cfg, 16).relabel_epochs(lab_cfg.epochs)
-        at_long = sk.build_method(long_cfg, 16).relabel_epochs(long_cfg.epochs)
-        where = "every one" if len(at_long) == long_cfg.epochs else f"0-based: {at_long}"
-        print(f"SeLa relabelled at the start of {len(at_lab)} of its {lab_cfg.epochs} lab epochs, and of "
-              f"{len(at_long)} of its {long_cfg.epochs} long epochs ({where})\n")
-    print(f"{'method':>11} | kNN, lab (epochs; mean ± std) | kNN, 100 epochs |  gain | linear, 100 epochs | "
-          f"best kNN (epoch) | last 10 epochs | training time | precision (long / lab)")
-    for m in long_methods:
-        r, lab = long_runs[m], lab_rows[m]
-        pts = [(c["epoch"], c["knn_acc"]) for c in r["curve"] if c["knn_acc"] is not None]
-        best = max(pts, key=lambda p: p[1])
-        tail = [k for e, k in pts if e >= r["epochs"] - 10]
-        knn, lab_knn = round(round(r["knn_acc"], 4), 1), round(lab["knn_acc"], 1)   # rounded as the table rounds
-        print(f"{NAMES[m]:>11} | {lab_knn:5.1f} ± {lab['knn_acc_std']:.1f} ({lab['epochs']:2d}; {lab['seeds']} seeds) | "
-              f"{knn:14.1f}  | {knn - lab_knn:+5.1f} | {round(r['linear_acc'], 4):18.1f} | "
-              f"{best[1]:7.1f} ({best[0]:3d})  | {tail[0]:.1f} -> {tail[-1]:.1f}   | {r['train_s'] / 60:5.0f} min     | "
-              f"{r.get('precision') or r['config']['precision']} / {lab['precision']}")
-    print("gain: the single 100-epoch run minus the mean of the lab seeds")
-    ssl_long = sorted([m for m in long_methods if m in SSL], key=lambda m: -long_runs[m]["knn_acc"])
-    noise = 3 * max(lab_rows[m]["knn_acc_std"] for m in ssl_long) if ssl_long else 0.0
-    order_long = NAMES[ssl_long[0]] if ssl_long else ""
-    for a, b in zip(ssl_long, ssl_long[1:]):
-        gap = long_runs[a]["knn_acc"] - long_runs[b]["knn_acc"]
-        print(f"{NAMES[a]} vs {NAMES[b]} after 100 epochs: {gap:.1f} points -> "
-              f"{'larger than' if gap > noise else 'within'} 3 x the largest lab std ({noise:.1f} points)"
-              f"{': a single-seed hint, not a result' if gap > noise else ': no difference'}")
-        order_long += (" > " if gap > noise else " ≈ ") + NAMES[b]
-    further = [f"{NAMES[a]} - {NAMES[b]} {long_runs[a]['knn_acc'] - long_runs[b]['knn_acc']:.1f}"
-               for i, a in enumerate(ssl_long) for b in ssl_long[i + 2:]
-               if long_runs[a]["knn_acc"] - long_runs[b]["knn_acc"] > noise]
-    print(f"pairs further apart with a gap beyond {noise:.1f} points (ties do not chain; single-seed hints): "
-          f"{', '.join(further) or 'none'}")
-    lab_sorted = sorted(ssl_long, key=lambda m: -lab_rows[m]["knn_acc"])
-    order_lab = NAMES[lab_sorted[0]] if lab_sorted else ""
-    for a, b in zip(lab_sorted, lab_sorted[1:]):   # the verdicts of section 2
-        t = sk.welch_t(lab_rows[a], lab_rows[b])
-        order_lab += (" > " if t is not None and t >= 3 else " ≈ ") + NAMES[b]
-    print(f"\nat the lab budget: {order_lab}   (≈: neighbours within the seeds' spread, Welch's t < 3; see section 2 "
-          "for pairs further apart)")
-    print(f"at 100 epochs: {order_long}   (≈: gap within {noise:.1f} points; >: a single-seed hint)")
-    clear_gain = {NAMES[m]: long_runs[m]["knn_acc"] > lab_rows[m]["knn_acc"] + 3 * lab_rows[m]["knn_acc_std"]
-                  for m in ssl_long}
-    print("100-epoch run above its lab mean by more than 3 lab std:", clear_gain)
-    assert all(long_runs[m]["knn_acc"] > lab_rows[m]["knn_acc"] for m in ssl_long), "a method lost from 100 epochs"
-    EXPECTED_CLEAR_GAIN = {"SeLa": True, "DeepCluster": False, "SwAV": True, "NPID": True}   # what the text below says
-    assert clear_gain == EXPECTED_CLEAR_GAIN, clear_gain
-    for m in ssl_long:
-        if not clear_gain[NAMES[m]]:   # how much a single run's curve moves from one kNN measurement to the next
-            late = [c["knn_acc"] for c in long_runs[m]["curve"]
-                    if c["knn_acc"] is not None and c["epoch"] > long_runs[m]["epochs"] - 20]
-            swing = max(abs(a - b) for a, b in zip(late, late[1:]))
-            print(f"{NAMES[m]}: in its last 20 epochs the kNN moves by up to {swing:.1f} points between measurements")
-            assert swing > 1, "the text below says the curve still swings by more than a point"
+# the relabelling schedule, from the method's own code and each run's config
+lab_cfg = sk.config_from_dict(next(r for r in runs if r["method"] == "sela" and r["budget"] == "lab")["config"])
+long_cfg = sk.config_from_dict(long_runs["sela"]["config"])
+at_lab = sk.build_method(lab_cfg, 16).relabel_epochs(lab_cfg.epochs)
+at_long = sk.build_method(long_cfg, 16).relabel_epochs(long_cfg.epochs)
+where = "every one" if len(at_long) == long_cfg.epochs else f"0-based: {at_long}"
+print(f"SeLa relabelled at the start of {len(at_lab)} of its {lab_cfg.epochs} lab epochs, and of "
+      f"{len(at_long)} of its {long_cfg.epochs} long epochs ({where})\n")
+print(f"{'method':>11} | kNN, lab (epochs; mean ± std) | kNN, 100 epochs |  gain | linear, 100 epochs | "
+      f"best kNN (epoch) | last 10 epochs | training time | precision (long / lab)")
+for m in long_methods:
+    r, lab = long_runs[m], lab_rows[m]
+    pts = [(c["epoch"], c["knn_acc"]) for c in r["curve"] if c["knn_acc"] is not None]
+    best = max(pts, key=lambda p: p[1])
+    tail = [k for e, k in pts if e >= r["epochs"] - 10]
+    knn, lab_knn = round(round(r["knn_acc"], 4), 1), round(lab["knn_acc"], 1)   # rounded as the table rounds
+    print(f"{NAMES[m]:>11} | {lab_knn:5.1f} ± {lab['knn_acc_std']:.1f} ({lab['epochs']:2d}; {lab['seeds']} seeds) | "
+          f"{knn:14.1f}  | {knn - lab_knn:+5.1f} | {round(r['linear_acc'], 4):18.1f} | "
+          f"{best[1]:7.1f} ({best[0]:3d})  | {tail[0]:.1f} -> {tail[-1]:.1f}   | {r['train_s'] / 60:5.0f} min     | "
+          f"{r.get('precision') or r['config']['precision']} / {lab['precision']}")
+print("gain: the single 100-epoch run minus the mean of the lab seeds")
+ssl_long = sorted([m for m in long_methods if m in SSL], key=lambda m: -long_runs[m]["knn_acc"])
+noise = 3 * max(lab_rows[m]["knn_acc_std"] for m in ssl_long)
+order_long = NAMES[ssl_long[0]]
+for a, b in zip(ssl_long, ssl_long[1:]):
+    gap = long_runs[a]["knn_acc"] - long_runs[b]["knn_acc"]
+    print(f"{NAMES[a]} vs {NAMES[b]} after 100 epochs: {gap:.1f} points -> "
+          f"{'larger than' if gap > noise else 'within'} 3 x the largest lab std ({noise:.1f} points)"
+          f"{': a single-seed hint, not a result' if gap > noise else ': no difference'}")
+    order_long += (" > " if gap > noise else " ≈ ") + NAMES[b]
+further = [f"{NAMES[a]} - {NAMES[b]} {long_runs[a]['knn_acc'] - long_runs[b]['knn_acc']:.1f}"
+           for i, a in enumerate(ssl_long) for b in ssl_long[i + 2:]
+           if long_runs[a]["knn_acc"] - long_runs[b]["knn_acc"] > noise]
+print(f"pairs further apart with a gap beyond {noise:.1f} points (ties do not chain; single-seed hints): "
+      f"{', '.join(further) or 'none'}")
+lab_sorted = sorted(ssl_long, key=lambda m: -lab_rows[m]["knn_acc"])
+order_lab = NAMES[lab_sorted[0]]
+for a, b in zip(lab_sorted, lab_sorted[1:]):   # the verdicts of section 2
+    t = sk.welch_t(lab_rows[a], lab_rows[b])
+    order_lab += (" > " if t is not None and t >= 3 else " ≈ ") + NAMES[b]
+print(f"\nat the lab budget: {order_lab}   (≈: neighbours within the seeds' spread, Welch's t < 3; see section 2 "
+      "for pairs further apart)")
+print(f"at 100 epochs: {order_long}   (≈: gap within {noise:.1f} points; >: a single-seed hint)")
+clear_gain = {NAMES[m]: long_runs[m]["knn_acc"] > lab_rows[m]["knn_acc"] + 3 * lab_rows[m]["knn_acc_std"]
+              for m in ssl_long}
+print("100-epoch run above its lab mean by more than 3 lab std:", clear_gain)
+assert all(long_runs[m]["knn_acc"] > lab_rows[m]["knn_acc"] for m in ssl_long), "a method lost from 100 epochs"
+EXPECTED_CLEAR_GAIN = {"SeLa": True, "DeepCluster": False, "SwAV": True, "NPID": True}   # what the text below says
+assert clear_gain == EXPECTED_CLEAR_GAIN, clear_gain
+for m in ssl_long:
+    if not clear_gain[NAMES[m]]:   # how much a single run's curve moves from one kNN measurement to the next
+        late = [c["knn_acc"] for c in long_runs[m]["curve"]
+                if c["knn_acc"] is not None and c["epoch"] > long_runs[m]["epochs"] - 20]
+        swing = max(abs(a - b) for a, b in zip(late, late[1:]))
+        print(f"{NAMES[m]}: in its last 20 epochs the kNN moves by up to {swing:.1f} points between measurements")
+        assert swing > 1, "the text below says the curve still swings by more than a point"
 
 # %% [markdown]
 # Every method ends its 100 epochs above its lab runs' mean (asserted), and SeLa, SwAV and
