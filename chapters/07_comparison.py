@@ -20,9 +20,9 @@
 # about which method is better: whether a gap between two methods means anything depends on
 # how far a result moves from one seed to the next, which one run cannot tell. This chapter reads runs
 # that were trained beforehand — every method, the same backbone, the same budgets, the same
-# evaluation, on CIFAR-10 with three seeds each at the lab budget (the table counts the seeds
-# and marks a cell with one seed, as the 100-epoch runs have, as a single run) — and asks what
-# they do and do not show.
+# evaluation, on CIFAR-10 and CIFAR-100 with three seeds each at the lab budget, and on
+# CIFAR-10 one 100-epoch run per method (the table counts the seeds and marks a cell with one
+# seed as a single run) — and asks what they do and do not show.
 #
 # **Learning goals.** After this chapter you can
 # 1. run a grid of experiments with `python -m sslkit.sweep` and read its stored results;
@@ -34,19 +34,19 @@
 #
 # **Where the numbers come from.** The stored file `chapters/results/runs.jsonl` holds one
 # line per run: method, data set, budget, seed, kNN and linear-probe accuracy, the
-# clustering scores of the method's clusters and of a k-means with K = classes on the test
-# images, wall-clock, device, the git commit of the code, the per-epoch kNN curve and the
+# clustering scores of the method's clusters and of a k-means with K = classes (fitted on the
+# training images' features, scored on the test images), wall-clock, device, the git commit of the code, the per-epoch kNN curve and the
 # run's whole config. Every line was written by
 #
 # ```bash
-# python -m sslkit.sweep run --datasets cifar10 --seeds 0 1 2 --budget lab
+# python -m sslkit.sweep run --datasets cifar10 cifar100 --seeds 0 1 2 --budget lab
 # ```
 #
 # (and the 100-epoch runs by the command of section 6, the two SwAV variants by chapter 05's
 # commands), which trains each cell through
 # `python -m sslkit.train` (the code every chapter uses), skips finished runs and resumes
-# killed ones. The **lab** budget trains each method's `lab` preset as it is: about four
-# minutes on 2 CPU cores each (the presets set the epochs each method fits in that time:
+# killed ones. The **lab** budget trains each method's `lab` preset as it is: sized for about
+# four minutes on 2 CPU cores each (section 3 prints the times) (the presets set the epochs each method fits in that time:
 # a SwAV epoch computes two views of every image, an NPID epoch one), on the lab subset
 # (10,000 training and 2,000 test images, balanced over the classes), the lab ConvNet, in the
 # presets' precision `auto` (bf16 where the CPU does bf16 in hardware). The **long** budget
@@ -56,11 +56,13 @@
 # and precision of every cell). Any stored line is re-run by `python -m sslkit.sweep rerun N`
 # (from its stored config).
 #
-# The same lab grid on **CIFAR-100** (the same presets unchanged, three seeds of every method
-# and baseline: `--datasets cifar100`, about 22 minutes per seed of all methods on 2 CPU
-# cores) and the `long` budget's runs (each lab preset for 100 epochs on CIFAR-10, one seed per
-# method) are stored too, from the same commit; sections 1-4 show both data sets, section 6
-# reads the long runs. The cell below prints what the file holds, apart from chapter 05's two
+# The same lab grid on **CIFAR-100** (the CIFAR-10 presets run unchanged, not re-tuned for 100
+# classes; three seeds of every method and baseline; about 20 minutes per seed of all of them
+# on 2 CPU cores, evaluation included, 14 of them training) and the `long` budget's runs (each
+# lab preset for 100 epochs on CIFAR-10, one seed per method) are stored too, from the same
+# commit. Sections 1-3, section 4's k-means comparison and section 8 show both data sets;
+# section 4's per-class pictures, section 5's UMAPs, section 6's 100-epoch runs and section 7's
+# live re-run use CIFAR-10. The cell below prints what the file holds, apart from chapter 05's two
 # SwAV variants (six runs this chapter leaves out; the README's table lists them).
 
 # %%
@@ -83,12 +85,15 @@ table = sk.results_table(runs)
 SSL = [m for m, cls in sk.METHODS.items() if not cls.uses_labels]   # the self-supervised methods
 NAMES = {"pixels": "pixels", "random": "random init", "supervised": "supervised",
          **{m: sk.METHODS[m].title.split(" (")[0] for m in SSL}}
+COLOUR = {"supervised": "black", **{m: f"C{i}" for i, m in enumerate(SSL)}}   # one colour per method, every figure
 datasets = sorted({r["dataset"] for r in runs})
 trained = [r for r in runs if r["epochs"]]
 epochs_of = {(r["dataset"], r["budget"], r["method"]): r["epochs"] for r in trained}
 precision_of = sorted({r.get("precision") or r["config"]["precision"] for r in trained})
 shas = sorted({r["git_sha"] for r in sk.read_results(RESULTS)})
-print(f"{len(runs)} stored runs from {RESULTS}, precision {'/'.join(precision_of)}; epochs of each method:")
+n_variant = sum(1 for r in sk.read_results(RESULTS) if r.get("variant"))
+print(f"{len(runs)} stored runs (of {len(runs) + n_variant} in {RESULTS}; chapter 05's {n_variant} SwAV variant "
+      f"runs left out), precision {'/'.join(precision_of)}; epochs of each method:")
 for ds, budget in sorted({(r["dataset"], r["budget"]) for r in trained}):
     print(f"  {ds:>8}, {budget:>4}: " + ", ".join(f"{NAMES[m]} {e}" for (d, b, m), e in sorted(epochs_of.items())
                                                    if (d, b) == (ds, budget)))
@@ -108,9 +113,12 @@ assert len(shas) == 1, "every stored run comes from one commit of the code"
 # own clustering (SeLa's best head, DeepCluster's k-means — each test image to its nearest
 # centroid in the whitened space —, SwAV's prototypes) against the classes, by NMI, ARI and
 # the majority-vote accuracy (each cluster labelled by its most frequent class), read beside
-# its K (30 or 100 clusters for 10 classes: an over-clustering). **k-means, K = classes**: for
+# its K (on CIFAR-10, 30 or 100 clusters for 10 classes: an over-clustering; on CIFAR-100,
+# SeLa's 30 are fewer than the 100 classes and DeepCluster's and SwAV's 100 equal them).
+# **k-means, K = classes**: for
 # every network, the methods, the floors and the ceiling alike, a k-means with as many
-# clusters as classes on its L2-normalised features, scored by NMI, ARI and the one-to-one
+# clusters as classes, fitted on its L2-normalised training features and scored on the test
+# images by NMI, ARI and the one-to-one
 # (Hungarian) accuracy — one measure that compares them all.
 
 # %%
@@ -143,7 +151,7 @@ for ds in datasets:
     for a, b in zip(rows, rows[1:]):
         t = sk.welch_t(a, b)
         word = ("no seeds to judge by" if t is None else "a gap the seeds' spread does not explain" if t >= 3 else
-                "a gap within the seeds' spread: no difference")
+                "a gap within the seeds' spread: not shown to differ")
         verdicts[(ds, a["method"], b["method"])] = t
         print(f"  {NAMES[a['method']]:>11} {a['knn_acc']:.2f} ± {a['knn_acc_std']:.2f}  vs  "
               f"{NAMES[b['method']]:<11} {b['knn_acc']:.2f} ± {b['knn_acc_std']:.2f}:  gap "
@@ -152,31 +160,34 @@ for ds in datasets:
     passing = [f"{NAMES[a['method']]} vs {NAMES[b['method']]} (t = {t:.1f})" for a, b, t in others
                if t is not None and t >= 3]
     print(f"  pairs further apart whose gap the spread does not explain: {', '.join(passing) or 'none'}")
-    floor = next(r for r in table if r["dataset"] == ds and r["method"] == "random" and r["budget"] == "lab")
+    floors = [r for r in table if r["dataset"] == ds and r["method"] in ("pixels", "random") and r["budget"] == "lab"]
     ceiling = next(r for r in table if r["dataset"] == ds and r["method"] == "supervised" and r["budget"] == "lab")
-    judged = [r for r in rows if sk.welch_t(r, floor) is not None]
-    above = [NAMES[r["method"]] for r in judged if sk.welch_t(r, floor) >= 3]
-    verdict = (", ".join(above) or "none") if judged else "cannot tell from single runs"
-    print(f"  above the untrained network ({floor['knn_acc']:.2f}) by more than the spread: {verdict}; "
-          f"the supervised ceiling is {ceiling['knn_acc']:.2f}, "
-          f"{ceiling['knn_acc'] - rows[0]['knn_acc']:.2f} points above the best self-supervised method\n")
+    above = [NAMES[r["method"]] for r in rows if all((sk.welch_t(r, f) or 0) >= 3 for f in floors)]
+    print(f"  above both floors (" + ", ".join(f"{NAMES[f['method']]} {f['knn_acc']:.2f}" for f in floors)
+          + f") by more than the spread: {', '.join(above) or 'none'}; the supervised ceiling is "
+          f"{ceiling['knn_acc']:.2f}, {ceiling['knn_acc'] - rows[0]['knn_acc']:.2f} points above the best "
+          "self-supervised method\n")
+    assert rows[0]["method"] == "npid" and verdicts[(ds, "npid", rows[1]["method"])] >= 3   # the summary says so
 
 # %% [markdown]
 # Read the printed verdicts, not the order of the rows: neighbours whose gap is within the
 # seeds' spread are tied at this budget, and a pair further apart can still differ (the
-# line after the neighbours). With Welch's degrees of freedom of 2–4, $t = 3$ is the lower
-# end of the 95 % points, so a verdict near it is a weak one. What the table does **not** say:
+# line after the neighbours). With Welch's degrees of freedom of 2–4, $t = 3$ lies near the
+# bottom of the 95 % points (2.8–4.3), so a verdict near it is a weak one. What the table does **not** say:
 #
-# * **Nothing about long training.** The lab budget (four minutes, each preset's epochs printed
+# * **Nothing about long training.** The lab budget (about four minutes, each preset's epochs printed
 #   at the top) on 10,000 images is small; the papers train for hundreds of epochs on the full
 #   data (section 8 puts the two side by side). Methods that learn slowly at first can rank
 #   differently later; the curves of section 3 show how far each had got, and section 6
 #   shows each method's 100-epoch run (one seed each).
 # * **Nothing about the presets' fairness beyond time.** Every method got about the same time
-#   (the presets were sized for four minutes; section 3 prints the times) and the same network, but its own learning rate, schedule, batch and head from its chapter,
+#   (the presets were sized for four minutes on CIFAR-10; section 3 prints the times) and the same network, but its own learning rate, schedule, batch and head from its chapter,
 #   tuned by a handful of single runs each (each preset's source cites them). SeLa's lab preset
 #   has K = 30 clusters, sized for CIFAR-10's ten classes; on CIFAR-100 it is *under*-clustering
-#   (30 clusters for 100 classes) while DeepCluster and SwAV keep 100.
+#   (30 clusters for 100 classes) while DeepCluster and SwAV keep 100 (the presets ran on
+#   CIFAR-100 unchanged, not re-tuned). So SeLa's own-cluster scores on CIFAR-100 cannot be set
+#   against DeepCluster's and SwAV's: a different K changes NMI and majority accuracy by itself,
+#   and with K = 100 on 2,000 test images NMI has a high chance level (section 4 prints it).
 # * **Nothing beyond these data sets and this network.** A 4-layer ConvNet at 32x32.
 
 # %% [markdown]
@@ -201,7 +212,7 @@ for ax, ds in zip(axes[0], datasets):
         measured = [e for e in range(n) if all(r["curve"][e]["knn_acc"] is not None for r in rs)]  # monitor epochs
         t = [(e + 1) * sum(r["train_s"] / r["epochs"] for r in rs) / len(rs) for e in measured]
         acc = [sum(r["curve"][e]["knn_acc"] for r in rs) / len(rs) for e in measured]
-        ax.plot(t, acc, marker="o", ms=3, label=NAMES[m], ls="--" if m == "supervised" else "-")
+        ax.plot(t, acc, marker="o", ms=3, label=NAMES[m], color=COLOUR[m], ls="--" if m == "supervised" else "-")
     floor = next(r for r in table if r["dataset"] == ds and r["method"] == "random" and r["budget"] == "lab")
     ax.axhline(floor["knn_acc"], color="grey", lw=1, ls=":", label="random init")
     ax.set(xlabel="training time (s on 2 CPU cores; epochs x median epoch time)", ylabel="kNN top-1 accuracy (%)",
@@ -232,10 +243,11 @@ assert all(speed["cifar100"][m] > speed["cifar10"][m] for m in SSL)   # what the
 #
 # Three of the methods produce clusters (NPID does not: every image is its own class). A
 # method can score well on kNN while its clusters cut across the classes, or it can *split*
-# each class into several clusters, which is harmless for features (K is 3–10 times the
-# number of classes here) but lowers the cluster accuracy. For each class we count the
-# clusters that hold at least 10 % of its test images, and the share of its images that its
-# largest cluster holds (CIFAR-10, mean over seeds).
+# each class into several clusters, which is harmless for features (on CIFAR-10, K is 3–10
+# times the number of classes) but lowers the ARI and the one-to-one accuracy (the
+# majority-vote accuracy, which labels every cluster on its own, is not penalised and even
+# rises with K). For each CIFAR-10 class we count the clusters that hold at least 10 % of its
+# test images, and the share of its images that its largest cluster holds (mean over seeds).
 
 # %%
 c10 = [r for r in runs if r["dataset"] == "cifar10" and r["budget"] == "lab" and r.get("contingency")]
@@ -259,9 +271,10 @@ for ax, m in zip(axes[0], clusterers):
     share = n / n.sum(0, keepdim=True)                            # each class's distribution over clusters
     order = torch.argsort(share.argmax(1) * 10 + (1 - share.max(1).values))  # clusters grouped by their main class
     im = ax.imshow(share[order].T, aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    ax.set(xlabel="cluster (grouped by its main class)", ylabel="class",
+    ax.set(xlabel="cluster (grouped by its main class)",
            title=f"{NAMES[m]}: where each class goes\nNMI {100 * r['nmi']:.0f} %, seed {r['seed']}")
-    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    ax.set_yticks(range(len(classes)), classes if ax is axes[0][0] else [], fontsize=7)   # class names once
+axes[0][0].set_ylabel("class")
 fig.colorbar(im, ax=axes[0].tolist(), label="share of the class's test images")
 plt.show()
 
@@ -270,20 +283,23 @@ plt.show()
 # is *split* or *mixed*. Read the printed counts beside the pictures (the picture is one
 # seed, the counts are means over the seeds): at this budget the largest cluster of a class
 # holds the printed share of it on average, far from all of it — no method finds the
-# classes yet, and SwAV, with K = 100 prototypes used evenly, spreads each class thinnest.
+# classes yet, and SwAV, whose 100 prototypes are all used on the test images (printed),
+# spreads each class thinnest, thinner than DeepCluster with the same K.
 
 # %% [markdown]
 # ### Do the methods' features cluster better than the floors?
 #
-# A clustering method's own clusters are an over-clustering, which the majority accuracy and
-# NMI above score with K in mind. The fairer question for every network is the second table's:
+# A method's own clusters have their own K (on CIFAR-10 more clusters than classes; on
+# CIFAR-100 fewer or as many), and neither the majority accuracy nor NMI corrects for K, so
+# they can only be read with it. The fairer question for every network is the second table's:
 # cluster its features into exactly as many clusters as there are classes with k-means, and
 # compare with the same k-means on the standardised pixels and on the untrained network's
 # features. The cell below computes, per data set, each network's NMI and one-to-one accuracy
 # of that k-means, and Welch's t of its NMI against the better of the two floors. It first
 # prints the **chance level**: the same scores for a clustering that ignores the images (the
 # test images dealt at random into K equal clusters, 20 draws). NMI is not zero by chance, and
-# the more clusters per image, the higher it sits: with K = 100 clusters for 2,000 test images
+# the more clusters for a given number of images (the fewer images per cluster), the higher it
+# sits: with K = 100 clusters for 2,000 test images
 # (20 per cluster) a random partition already shares a good deal of information with the
 # classes by accident, so on CIFAR-100 read the NMI against this line (ARI corrects for chance;
 # its chance level is 0).
@@ -320,18 +336,23 @@ beaten = {k: t for k, t in cluster_verdict.items() if t is not None and t >= 3}
 print(f"\nmethods whose k-means clusters beat both floors clearly (t >= 3): "
       f"{', '.join(f'{NAMES[m]} ({ds})' for ds, m in beaten) or 'none'}")
 c100 = {r["method"]: r for r in table if r["dataset"] == "cifar100" and r["budget"] == "lab"}
-above_chance = {m: 100 * (c100[m]["kmeans_nmi"] - chance_nmi["cifar100"]) for m in [*SSL, "supervised"]}
+above_chance = {m: 100 * (c100[m]["kmeans_nmi"] - chance_nmi["cifar100"]) for m in ["pixels", "random", *SSL, "supervised"]}
 print("cifar100, NMI above chance (points):", {NAMES[m]: round(v, 1) for m, v in above_chance.items()})
+over_pixels = [100 * (c100[m]["kmeans_nmi"] - c100["pixels"]["kmeans_nmi"]) for m in SSL]
+print(f"cifar100, the methods' NMI above the pixels floor: {min(over_pixels):.1f}-{max(over_pixels):.1f} points "
+      f"(pixels' spread over seeds: {100 * c100['pixels']['kmeans_nmi_std']:.1f})")
 assert all(("cifar100", m) in beaten for m in SSL)                       # what the text below says
-assert max(above_chance[m] for m in SSL) < 0.5 * above_chance["supervised"]
+assert max(above_chance[m] for m in SSL) <= 0.35 * above_chance["supervised"] and max(over_pixels) < 3
 
 # %% [markdown]
 # On CIFAR-10 every method's k-means clusters beat both floors by a wide margin. On CIFAR-100
-# they beat them too (by more than the seeds' spread, printed and asserted), but read the NMI
-# against the chance line: all networks sit a few points above it, and the self-supervised
-# ones gain less than half of what the supervised network gains over chance (printed,
-# asserted). With 20 test images per class and 100 clusters, four minutes of self-supervision
-# on 10,000 images hardly groups CIFAR-100's fine classes.
+# they beat them too by the rule (t ≥ 3, printed and asserted), but by less than 3 NMI points
+# over the pixels: t is large only because the pixels' k-means does not vary with the seed.
+# Read the NMI against the chance line: the floors sit 2 to 3.5 points above it, the
+# self-supervised networks 5-6, the supervised one 18; the self-supervised networks gain a
+# third or less of what the supervised network gains over chance (printed, asserted). With
+# 20 test images per class and 100 clusters, three to four minutes of self-supervision on
+# 10,000 images hardly groups CIFAR-100's fine classes.
 
 # %% [markdown]
 # ## 5. The four representations, side by side
@@ -381,7 +402,7 @@ assert set(SSL) <= set(long_methods), "the text of this section expects a 100-ep
 print(f"stored 100-epoch runs on cifar10: {', '.join(NAMES[m] for m in long_methods)}")
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for i, m in enumerate(long_methods):
-    r, colour = long_runs[m], f"C{i}"
+    r, colour = long_runs[m], COLOUR[m]
     pts = [(c["epoch"], c["knn_acc"]) for c in r["curve"] if c["knn_acc"] is not None]
     per_epoch = r["train_s"] / r["epochs"]   # the median epoch time, as in section 3
     style = dict(color=colour, lw=1.2, label=NAMES[m], ls="--" if m == "supervised" else "-")
@@ -555,18 +576,18 @@ seen_per_epoch = {r["method"]: r["train_images"] for r in runs if r.get("train_i
 fig, ax = plt.subplots(figsize=(8, 4.2))
 markers = {"sela": "o", "deepcluster": "s", "swav": "^", "npid": "D"}
 PAPER_NAME = {"sela": "SeLa", "deepcluster": "DeepCluster", "swav": "SwAV", "npid": "NPID"}   # as published.json names them
-for i, m in enumerate(SSL):
-    pts = []
-    for budget in ("lab", "long"):
-        row = next((r for r in table if r["dataset"] == "cifar10" and r["budget"] == budget and r["method"] == m), None)
-        if row:
-            pts.append((row["epochs"] * seen_per_epoch[m], row["knn_acc"]))
-    if pts:
-        ax.plot(*zip(*pts), marker=markers[m], color=f"C{i}", label=f"{NAMES[m]}: lab, then 100 epochs (this book)")
-    paper = [r for r in published if r["dataset"] == "CIFAR-10" and r["metric"].startswith("weighted kNN")
-             and r["method"].startswith(PAPER_NAME[m]) and r.get("images_seen")]
+plotted, unplotted = [], []   # the published CIFAR-10 kNN points with a known budget, and those without
+for m in SSL:
+    pts = [(row["epochs"] * seen_per_epoch[m], row["knn_acc"]) for budget in ("lab", "long")
+           for row in table if row["dataset"] == "cifar10" and row["budget"] == budget and row["method"] == m]
+    ax.plot(*zip(*pts), marker=markers[m], color=COLOUR[m], label=f"{NAMES[m]}: lab, then 100 epochs (this book)")
+    knn_rows = [r for r in published if r["dataset"] == "CIFAR-10" and r["metric"].startswith("weighted kNN")
+                and r["method"].startswith(PAPER_NAME[m])]
+    paper = [r for r in knn_rows if r.get("images_seen")]
+    plotted += paper
+    unplotted += [r for r in knn_rows if not r.get("images_seen")]
     for r in paper:
-        ax.scatter(r["images_seen"], r["value"], marker=markers[m], color=f"C{i}", s=60, facecolors="none",
+        ax.scatter(r["images_seen"], r["value"], marker=markers[m], color=COLOUR[m], s=60, facecolors="none",
                    label=f"{r['method']}, {r['backbone'].split(' (')[0]} ({r['source_kind']})")
 floor = next(r for r in table if r["dataset"] == "cifar10" and r["method"] == "random" and r["budget"] == "lab")
 ax.axhline(floor["knn_acc"], color="grey", lw=1, ls=":", label="untrained network (this book)")
@@ -578,19 +599,38 @@ plt.show()
 lab_seen = {m: next(r["epochs"] for r in table if r["dataset"] == "cifar10" and r["budget"] == "lab"
                     and r["method"] == m) * seen_per_epoch[m] for m in SSL}
 paper_seen = [r["images_seen"] for r in published if r["dataset"] == "CIFAR-10" and r.get("images_seen")]
+knn_seen = [r["images_seen"] for r in plotted]
 print("images seen by the lab runs:", {NAMES[m]: f"{v / 1e6:.2f} M" for m, v in lab_seen.items()},
-      f"| the published CIFAR-10 runs: {min(paper_seen) / 1e6:.0f}-{max(paper_seen) / 1e6:.0f} M, "
-      f"{min(paper_seen) / max(lab_seen.values()):.0f}-{max(paper_seen) / min(lab_seen.values()):.0f}x more")
+      f"| the published CIFAR-10 runs with a known budget (any metric): {min(paper_seen) / 1e6:.0f}-"
+      f"{max(paper_seen) / 1e6:.0f} M, {min(paper_seen) / max(lab_seen.values()):.0f}-"
+      f"{max(paper_seen) / min(lab_seen.values()):.0f}x more; the kNN points plotted: "
+      f"{min(knn_seen) / 1e6:.0f}-{max(knn_seen) / 1e6:.0f} M")
+print("published CIFAR-10 kNN numbers not plotted (no epochs stated):",
+      "; ".join(f"{r['method']} {r['value']:.1f} ({r['backbone'].split(' (')[0]}, {r['source_kind']})" for r in unplotted))
 
 print("\nCIFAR-100: the lab runs (mean ± std over seeds) beside the published numbers of the same method")
+knn_gap_c100 = {}   # published kNN minus the lab's, per (method, source kind)
 for m in SSL:
     lab = next(r for r in table if r["dataset"] == "cifar100" and r["budget"] == "lab" and r["method"] == m)
+    theirs = [r for r in published if r["dataset"] == "CIFAR-100" and r["method"].startswith(PAPER_NAME[m])]
     paper = [f"{r['metric'].split(' top-1')[0]} {r['value']:.1f} ({r['method']}, {r['backbone'].split(' (')[0]}, "
-             f"{r.get('epochs') or '?'} epochs, {r['source_kind']})"
-             for r in published if r["dataset"] == "CIFAR-100" and r["method"].startswith(PAPER_NAME[m])]
+             f"{r.get('epochs') or '?'} epochs, {r['source_kind']})" for r in theirs]
+    knn_gap_c100.update({(m, r["source_kind"]): r["value"] - lab["knn_acc"] for r in theirs
+                         if r["metric"].startswith("weighted kNN")})
     print(f"  {NAMES[m]:>11}: lab kNN {lab['knn_acc']:.1f} ± {lab['knn_acc_std']:.1f}, linear "
           f"{lab['linear_acc']:.1f} ± {lab['linear_acc_std']:.1f} ({lab['epochs']} epochs, 4-layer ConvNet, 10,000 "
           f"images) | published: {'; '.join(paper) or 'none found'}")
+print("published CIFAR-100 kNN minus the lab's (points):",
+      {f"{NAMES[m]} ({kind})": round(g, 1) for (m, kind), g in knn_gap_c100.items()})
+assert min(knn_gap_c100.values()) > 0 and max(knn_gap_c100, key=knn_gap_c100.get) == ("sela", "authors")
+
+# %% [markdown]
+# On CIFAR-100 the lab's kNN is below every published kNN number of the same method (printed
+# and asserted): least below the AlexNet re-runs of DeepCluster and NPID by another group, most
+# below SeLa's authors' 400-epoch AlexNet.
+# DeepCluster-v2 in that list is a later method from the SwAV paper (k-means prototypes
+# trained like SwAV's), not chapter 04's DeepCluster; it is listed because the published
+# table names it, and is not a target for this preset.
 
 # %% [markdown]
 # **What a GPU run of the `cifar10` presets should reach.** Each method's `cifar10` preset
@@ -613,13 +653,17 @@ for m in SSL:
 #   CIFAR-10 and on CIFAR-100; the same presets for 100 epochs on CIFAR-10, one seed each), all
 #   from one commit of the code: the sweep's table is the book's comparison of SeLa,
 #   DeepCluster, SwAV and NPID; every number in it comes from a stored run that any reader can
-#   re-run by one command; the 100-epoch runs (one seed each) are in section 6.
+#   re-run by one command.
 # * A gap between two methods means something only when it is large against the seeds'
 #   spread; the verdicts of section 2 are computed that way, not read off the order of the
 #   rows. The presets give every method about the same training time but different numbers
 #   of epochs, since an epoch costs each method differently (section 3); how each network's
 #   clusters relate to the classes is a further axis (section 4, with its spread in the
 #   second table).
+# * At the lab budget NPID has the best kNN on both data sets, by more than the seeds' spread
+#   over its neighbour (asserted in section 2); SwAV, DeepCluster and SeLa are not shown to differ
+#   as neighbours. Every method's k-means clusters beat both floors on both data sets, but on
+#   CIFAR-100 only a few NMI points above what a random clustering scores (section 4).
 # * At 100 epochs (section 6, one seed each) every method ends above its lab runs, three of
 #   them by more than three lab standard deviations; the order printed there is a hint that
 #   more seeds would have to confirm.
