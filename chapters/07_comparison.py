@@ -80,7 +80,8 @@ device = sk.setup_notebook(seed=0)
 DATASET = "cifar10"   # the live re-run's data (section 7): "cifar100" re-checks a CIFAR-100 cell; "svhn": section 7
 RESULTS = next(p for p in (Path("results/runs.jsonl"), Path("chapters/results/runs.jsonl")) if p.exists())
 
-runs = [r for r in sk.read_results(RESULTS) if not r.get("variant")]  # each method as its preset defines it
+all_lines = sk.read_results(RESULTS)
+runs = [r for r in all_lines if not r.get("variant")]  # each method as its preset defines it
 table = sk.results_table(runs)
 SSL = [m for m, cls in sk.METHODS.items() if not cls.uses_labels]   # the self-supervised methods
 NAMES = {"pixels": "pixels", "random": "random init", "supervised": "supervised",
@@ -90,9 +91,8 @@ datasets = sorted({r["dataset"] for r in runs})
 trained = [r for r in runs if r["epochs"]]
 epochs_of = {(r["dataset"], r["budget"], r["method"]): r["epochs"] for r in trained}
 precision_of = sorted({r.get("precision") or r["config"]["precision"] for r in trained})
-shas = sorted({r["git_sha"] for r in sk.read_results(RESULTS)})
-n_variant = sum(1 for r in sk.read_results(RESULTS) if r.get("variant"))
-print(f"{len(runs)} stored runs (of {len(runs) + n_variant} in {RESULTS}; chapter 05's {n_variant} SwAV variant "
+shas = sorted({r["git_sha"] for r in all_lines})
+print(f"{len(runs)} stored runs (of {len(all_lines)} in {RESULTS}; chapter 05's {len(all_lines) - len(runs)} SwAV variant "
       f"runs left out), precision {'/'.join(precision_of)}; epochs of each method:")
 for ds, budget in sorted({(r["dataset"], r["budget"]) for r in trained}):
     print(f"  {ds:>8}, {budget:>4}: " + ", ".join(f"{NAMES[m]} {e}" for (d, b, m), e in sorted(epochs_of.items())
@@ -313,7 +313,7 @@ for ds in datasets:
     labels = labdata.load(ds, "test", subset="lab").labels
     K = int(labels.max()) + 1
     g = torch.Generator().manual_seed(0)
-    draws = [torch.arange(len(labels))[torch.randperm(len(labels), generator=g)] % K for _ in range(20)]
+    draws = [torch.randperm(len(labels), generator=g) % K for _ in range(20)]   # K equal clusters, shuffled
     chance_nmi[ds] = sum(sk.nmi(d, labels) for d in draws) / len(draws)
     chance_acc = sum(sk.hungarian_accuracy(d, labels) for d in draws) / len(draws)
     chance_ari = sum(sk.ari(d, labels) for d in draws) / len(draws)
@@ -401,17 +401,15 @@ long_methods = [m for m in ["supervised", *SSL] if m in long_runs]
 assert set(SSL) <= set(long_methods), "the text of this section expects a 100-epoch run of every method"
 print(f"stored 100-epoch runs on cifar10: {', '.join(NAMES[m] for m in long_methods)}")
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-for i, m in enumerate(long_methods):
+for m in long_methods:
     r, colour = long_runs[m], COLOUR[m]
     pts = [(c["epoch"], c["knn_acc"]) for c in r["curve"] if c["knn_acc"] is not None]
     per_epoch = r["train_s"] / r["epochs"]   # the median epoch time, as in section 3
     style = dict(color=colour, lw=1.2, label=NAMES[m], ls="--" if m == "supervised" else "-")
     axes[0].plot([p[0] for p in pts], [p[1] for p in pts], **style)
     axes[1].plot([p[0] * per_epoch / 60 for p in pts], [p[1] for p in pts], **style)
-    if m in lab_rows:   # the lab budget's runs: mean ± std over their seeds, at their last epoch
-        lab = lab_rows[m]
-        axes[0].errorbar(lab["epochs"], lab["knn_acc"], yerr=lab["knn_acc_std"], color=colour, marker="o",
-                         capsize=3)
+    lab = lab_rows[m]   # the lab budget's runs: mean ± std over their seeds, at their last epoch
+    axes[0].errorbar(lab["epochs"], lab["knn_acc"], yerr=lab["knn_acc_std"], color=colour, marker="o", capsize=3)
 floor = lab_rows["random"]["knn_acc"]
 for ax in axes:
     ax.axhline(floor, color="grey", lw=1, ls=":", label="random init")
@@ -575,14 +573,13 @@ display(Markdown("\n".join(rows_md)))
 seen_per_epoch = {r["method"]: r["train_images"] for r in runs if r.get("train_images")}
 fig, ax = plt.subplots(figsize=(8, 4.2))
 markers = {"sela": "o", "deepcluster": "s", "swav": "^", "npid": "D"}
-PAPER_NAME = {"sela": "SeLa", "deepcluster": "DeepCluster", "swav": "SwAV", "npid": "NPID"}   # as published.json names them
 plotted, unplotted = [], []   # the published CIFAR-10 kNN points with a known budget, and those without
 for m in SSL:
     pts = [(row["epochs"] * seen_per_epoch[m], row["knn_acc"]) for budget in ("lab", "long")
            for row in table if row["dataset"] == "cifar10" and row["budget"] == budget and row["method"] == m]
     ax.plot(*zip(*pts), marker=markers[m], color=COLOUR[m], label=f"{NAMES[m]}: lab, then 100 epochs (this book)")
     knn_rows = [r for r in published if r["dataset"] == "CIFAR-10" and r["metric"].startswith("weighted kNN")
-                and r["method"].startswith(PAPER_NAME[m])]
+                and r["method"].startswith(NAMES[m])]   # published.json names methods as NAMES does
     paper = [r for r in knn_rows if r.get("images_seen")]
     plotted += paper
     unplotted += [r for r in knn_rows if not r.get("images_seen")]
@@ -609,20 +606,19 @@ print("published CIFAR-10 kNN numbers not plotted (no epochs stated):",
       "; ".join(f"{r['method']} {r['value']:.1f} ({r['backbone'].split(' (')[0]}, {r['source_kind']})" for r in unplotted))
 
 print("\nCIFAR-100: the lab runs (mean ± std over seeds) beside the published numbers of the same method")
-knn_gap_c100 = {}   # published kNN minus the lab's, per (method, source kind)
+knn_gap_c100 = {}   # published kNN minus the lab's, per published row ("method (source kind)")
 for m in SSL:
     lab = next(r for r in table if r["dataset"] == "cifar100" and r["budget"] == "lab" and r["method"] == m)
-    theirs = [r for r in published if r["dataset"] == "CIFAR-100" and r["method"].startswith(PAPER_NAME[m])]
+    theirs = [r for r in published if r["dataset"] == "CIFAR-100" and r["method"].startswith(NAMES[m])]
     paper = [f"{r['metric'].split(' top-1')[0]} {r['value']:.1f} ({r['method']}, {r['backbone'].split(' (')[0]}, "
              f"{r.get('epochs') or '?'} epochs, {r['source_kind']})" for r in theirs]
-    knn_gap_c100.update({(m, r["source_kind"]): r["value"] - lab["knn_acc"] for r in theirs
+    knn_gap_c100.update({f"{r['method']} ({r['source_kind']})": r["value"] - lab["knn_acc"] for r in theirs
                          if r["metric"].startswith("weighted kNN")})
     print(f"  {NAMES[m]:>11}: lab kNN {lab['knn_acc']:.1f} ± {lab['knn_acc_std']:.1f}, linear "
           f"{lab['linear_acc']:.1f} ± {lab['linear_acc_std']:.1f} ({lab['epochs']} epochs, 4-layer ConvNet, 10,000 "
           f"images) | published: {'; '.join(paper) or 'none found'}")
-print("published CIFAR-100 kNN minus the lab's (points):",
-      {f"{NAMES[m]} ({kind})": round(g, 1) for (m, kind), g in knn_gap_c100.items()})
-assert min(knn_gap_c100.values()) > 0 and max(knn_gap_c100, key=knn_gap_c100.get) == ("sela", "authors")
+print("published CIFAR-100 kNN minus the lab's (points):", {k: round(g, 1) for k, g in knn_gap_c100.items()})
+assert min(knn_gap_c100.values()) > 0 and max(knn_gap_c100, key=knn_gap_c100.get) == "SeLa (authors)"
 
 # %% [markdown]
 # On CIFAR-100 the lab's kNN is below every published kNN number of the same method (printed
