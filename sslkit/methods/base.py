@@ -56,7 +56,8 @@ from ..registry import register
 # The book's lab budget is time, not epochs: every method's `lab` preset trains for about
 # LAB_BUDGET_S seconds on the book's 2-core CPU, at precision "auto" (bf16 where the CPU or GPU
 # does bf16 in hardware), so each preset sets the epochs its method fits in that time (a SwAV
-# epoch computes two views, SeLa relabels before each, ...). The sweep's `lab` budget trains each
+# epoch computes two views, SeLa relabels before each, ...), measured on an otherwise idle machine
+# (a loaded one runs the same epochs slower). The sweep's `lab` budget trains each
 # preset as it is; the measured times are in the stored runs (chapter 07).
 LAB_BUDGET_S = 240
 
