@@ -30,7 +30,8 @@
 #    as fitting the network while maximising the mutual information between labels and data
 #    indices, checking each identity numerically from the definitions;
 # 4. explain why relaxing 0/1 labels to the polytope loses nothing when $K$ divides $N$: an
-#    optimal vertex exists for any linear programme, and divisibility makes the vertices integral.
+#    a linear programme over a non-empty bounded polytope (as this one is) has an optimal vertex,
+#    and divisibility makes the vertices integral.
 
 # %%
 import math
@@ -75,8 +76,8 @@ N, K = 12, 3      # a small instance to look at (the LP has N*K variables)
 # transporting the mass of the images to the clusters as cheaply as possible, where
 # sending image $i$ to cluster $y$ costs $-\log p(y \mid x_i)$.
 #
-# Let us check the identity numerically for a random network output and a random
-# equipartitioned labelling.
+# Let us check the identity numerically for a random network output and a fixed
+# equipartitioned labelling (image $i$ in cluster $i \bmod K$).
 
 # %%
 g = torch.Generator().manual_seed(0)
@@ -99,8 +100,8 @@ assert torch.allclose(Q.sum(0), torch.full((K,), 1 / K, dtype=torch.float64))
 # ## 2. Solving it exactly, and what greedy argmax does
 #
 # The problem is a linear programme with $NK$ variables and $N + K$ equality
-# constraints. `sk.exact_transport(cost)` solves it with SciPy's HiGHS solver; we use it as
-# the reference for everything in the next chapter. The greedy alternative — each image
+# constraints. `sk.exact_transport(cost)` solves it with SciPy's HiGHS solver; it is the
+# reference that chapter 03 measures Sinkhorn's plan against (its section 3). The greedy alternative — each image
 # takes its most likely cluster — ignores the column constraint.
 
 # %%
@@ -158,8 +159,9 @@ assert (ot_lab[y == big] != big).any()  # the large blob has to give points away
 # %% [markdown]
 # **The plan itself.** The same problem as matrices, one row per point, the points grouped
 # by their blob (white lines) and, within a blob, by the cluster the plan sends them to. On
-# the left the network's probabilities $P$ (softmax of the scores); on the right
-# $N \cdot Q$, the exact plan scaled so that a row sums to one. A row of $P$ is a distribution
+# the left the network's probabilities $p(y \mid x_i) = N \cdot P$ (softmax of the scores, each row
+# summing to one); on the right
+# $N \cdot Q$, the exact plan scaled so that a row sums to one. A row of $N \cdot P$ is a distribution
 # over the three clusters (see the left panel: sharp deep inside a blob, spread between blobs); a row of the plan
 # is a single 1, and each column holds exactly $N/K = 100$ of them (both printed below).
 
@@ -167,7 +169,7 @@ assert (ot_lab[y == big] != big).any()  # the large blob has to give points away
 order = torch.argsort(y * 10 + ot_lab, stable=True)
 blob_NQ = len(x) * blob_plan
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 4), sharey=True)
-for ax, mat, title in [(axes[0], torch.softmax(scores, 1), "network's probabilities $P$"),
+for ax, mat, title in [(axes[0], torch.softmax(scores, 1), "network's $p(y \\mid x_i) = N \\cdot P$"),
                        (axes[1], blob_NQ, "exact plan $N \\cdot Q$")]:
     im = ax.imshow(mat[order], aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
     for edge in torch.cumsum(torch.bincount(y), 0)[:-1].tolist():
@@ -189,7 +191,7 @@ assert single == len(x) and blob_NQ.sum(0).round().tolist() == [100.0, 100.0, 10
 # elsewhere the picture shows $N = 60$, $K = 3$ and blob 0 three times larger. The greedy
 # labels follow the blobs; the plan gives every cluster $N/K$ points whatever the imbalance.
 # When $K$ does not divide $N$ ($N = 30$ or $90$ with $K = 4$), some rows of $N \cdot Q$
-# split between two clusters: the fractional vertex of section 4.
+# split between two or more clusters: the fractional vertex of section 4.
 
 # %%
 moving = sk.transport_explorer(labdata.make_blobs, n_values=(30, 60, 90, 120), k_values=(2, 3, 4, 5),
@@ -228,7 +230,8 @@ moving
 # indices. That is the precise sense in which the objective is "cross-entropy plus maximal
 # information". The information is largest for a hard labelling: then $H(y \mid i) = 0$ and
 # $I(y, i) = H(y) = \log K$, the most that $K$ labels can say about which image they came
-# from — exactly what the collapsed solution of chapter 01 (with $I = 0$) violates.
+# from. The collapsed solution of chapter 01 is the opposite extreme, $I = 0$ (its $H(y) = 0$),
+# and the equipartition constraint excludes it.
 #
 # Below, every quantity is computed from its definition (the KL divergence, the entropies,
 # and $I$ as the double sum above), and the two identities are checked, not assumed.
@@ -288,8 +291,8 @@ print(f"I(labels; index) = {sk.mutual_information(ot_labels, torch.arange(N)):.4
 # divides $N$ an optimal vertex is a genuine hard labelling (a solver that returns a basic
 # solution, as SciPy's HiGHS does, returns one), and nothing is lost by solving the relaxed problem.
 # We check it on many random instances, and see where it breaks: when $K$ does not divide
-# $N$, the column marginals $N/K$ are fractional, so no 0/1 plan is feasible and every vertex
-# gives some image to two clusters.
+# $N$, the column marginals $N/K$ are fractional, so no 0/1 plan is feasible and every
+# feasible plan, every vertex included, splits some image between two or more clusters.
 
 # %%
 def integral(plan, n):
