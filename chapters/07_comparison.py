@@ -230,13 +230,16 @@ for ds in datasets:
                   f"for kNN {row['knn_acc']:.1f} %")
 speed = {ds: {m: next(r["images_per_s"] for r in table if r["dataset"] == ds and r["method"] == m
                       and r["budget"] == "lab") for m in SSL} for ds in datasets}
-assert all(speed["cifar100"][m] > speed["cifar10"][m] for m in SSL)   # what the text below says
+if len(datasets) > 1:
+    print("images/s of the CIFAR-100 runs over the CIFAR-10 runs of the same preset: "
+          + ", ".join(f"{NAMES[m]} {speed['cifar100'][m] / speed['cifar10'][m]:.2f}" for m in SSL))
 
 # %% [markdown]
-# Compare the times within one data set, not across them: the CIFAR-100 sweep ran later, on a
-# machine that was otherwise almost idle, and the same presets (the same network, the same
-# number of images of the same size) ran faster there for every method (printed images/s,
-# asserted): the machine's load, not the data.
+# Compare the times within one data set rather than across them: the two sweeps ran at
+# different hours on a shared 2-core machine, and the same preset (the same network, the same
+# number of images of the same size) does not run at the same speed at every hour (the ratio
+# is printed above); for the self-supervised presets the data set changes nothing in the
+# computation (the same K, heads and prototypes on both).
 
 # %% [markdown]
 # ## 4. Clusters against classes
