@@ -29,7 +29,7 @@
 # 3. decompose the objective as $\langle Q, -\log P\rangle = \mathrm{KL}(Q \| P) + H(Q)$ and read it
 #    as fitting the network while maximising the mutual information between labels and data
 #    indices, checking each identity numerically from the definitions;
-# 4. explain why relaxing 0/1 labels to the polytope loses nothing when $K$ divides $N$: an
+# 4. explain why relaxing 0/1 labels to the polytope loses nothing when $K$ divides $N$:
 #    a linear programme over a non-empty bounded polytope (as this one is) has an optimal vertex,
 #    and divisibility makes the vertices integral.
 

@@ -230,7 +230,7 @@ for ds in datasets:
                   f"for kNN {row['knn_acc']:.1f} %")
 speed = {ds: {m: next(r["images_per_s"] for r in table if r["dataset"] == ds and r["method"] == m
                       and r["budget"] == "lab") for m in SSL} for ds in datasets}
-if len(datasets) > 1:
+if {"cifar10", "cifar100"} <= set(datasets):
     print("images/s of the CIFAR-100 runs over the CIFAR-10 runs of the same preset: "
           + ", ".join(f"{NAMES[m]} {speed['cifar100'][m] / speed['cifar10'][m]:.2f}" for m in SSL))
 

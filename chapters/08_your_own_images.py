@@ -113,7 +113,7 @@ assert len(drawers["train"]) == 10 * PER_CLASS and len(drawers["test"]) == 1000
 # size of this lab (a larger `--image_size` works the same way, see section 6). The method
 # is SeLa with its lab preset (ConvNet, $K = 30$ clusters in each of 4 heads, relabelled by
 # Sinkhorn before every epoch, a constant learning rate), for `EPOCHS` = 16 epochs instead of
-# the preset's (printed below), to keep this page's training to about a minute (printed below).
+# the preset's, to keep this page's training to about a minute (both printed below).
 
 # %%
 run_dir = WORK / "run"
@@ -226,7 +226,8 @@ plt.show()
 # Only now does the drawer open. First the clusters of the 1,000 new photos against their
 # classes: the NMI (near 0 for clusters unrelated to the classes, though above 0 by chance
 # with 30 clusters of 1,000 photos; 1 only for the classes themselves, up to renaming: 30
-# clusters that split every class evenly in three score $2 \ln 10 / (\ln 30 + \ln 10) \approx 0.81$) and the majority-vote accuracy (each cluster named after its most frequent
+# clusters that split every class evenly in three score $2 \ln 10 / (\ln 30 + \ln 10) \approx 0.81$)
+# and the majority-vote accuracy (each cluster named after its most frequent
 # class: the standard accuracy of an over-clustering, here 30 clusters for 10 classes). A
 # number means little alone, so the same is computed for two clusterings that learned
 # nothing from these images, with the same $K = 30$: k-means on the pixels (each channel
@@ -244,8 +245,8 @@ train_truth = torch.tensor([drawers["train"][n] for n in train_names])
 untrained = sk.build_method(run.config, 1).backbone.eval()   # the run's network at its initial weights
 train_images = torch.stack([torch.from_numpy(np.array(Image.open(photos / n))).permute(2, 0, 1)
                             for n in train_names])
-pixel_mean = (train_images.float() / 255).mean((0, 2, 3), keepdim=True)
-pixel_std = (train_images.float() / 255).std((0, 2, 3), keepdim=True)
+train_pixels = train_images.float() / 255
+pixel_mean, pixel_std = train_pixels.mean((0, 2, 3), keepdim=True), train_pixels.std((0, 2, 3), keepdim=True)
 representations = {
     "pixels (standardised)": (lambda x: ((x.float() / 255 - pixel_mean) / pixel_std).flatten(1)),
     "untrained network": (lambda x: sk.extract_features(untrained, x)),
