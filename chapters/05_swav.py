@@ -734,10 +734,9 @@ for name in list(variants)[1:]:
             "spread explains", "no difference": "within the seeds' spread: no difference"}[verdict[name]]
     print(f"{name} vs the preset: kNN {c['knn_acc'] - base['knn_acc']:+.2f} points, Welch's t = {t:+.1f} -> {word}; "
           f"training time x{c['train_s'] / base['train_s']:.2f}")
-assert cells["soft codes, 2 + 4 crops"]["train_s"] > base["train_s"]
-t_time = sk.welch_t(cells["soft codes, 2 + 4 crops"], base, "train_s")
-print(f"training time, 2 + 4 crops vs the preset: Welch's t = {t_time:+.1f} (the machine's load spreads the times)")
-assert abs(t_time) < 3, "the text below says the stored times cannot measure multi-crop's cost"
+t_time = {name: sk.welch_t(cells[name], base, "train_s") for name in list(variants)[1:]}
+print("training time vs the preset, Welch's t: " + ", ".join(f"{name} {t:+.1f}" for name, t in t_time.items()))
+assert t_time["soft codes, 2 + 4 crops"] >= 3 and abs(t_time["hard codes, 2 crops"]) < 3   # what the text says
 
 # %% [markdown]
 # Both variants land *below* the preset, each by more than the three seeds' spread explains
@@ -749,12 +748,12 @@ assert abs(t_time) < 3, "the text below says the stored times cannot measure mul
 # 32 px image are 7-12 px patches blown up to 16 px, which hold little of the object, and the
 # swapped loss asks each of them to predict the full views' codes. The paper's gains were
 # also measured over hundreds of ImageNet epochs, not a lab budget (its epochs printed above)
-# on 10,000 images. What multi-crop costs is measured where the machine's load cannot blur it:
-# section 5 timed one training step of each (printed there). The stored runs agree in direction
-# (their mean time is higher, asserted), but their printed factor is not a measurement of the
-# method: the stored times spread with the shared machine's load, so much that Welch's t of the
-# training times stays below 3 (printed and asserted). Rounding the codes adds one argmax per
-# batch, so the hard-code runs' time factor is that spread too, not a cost of the method.
+# on 10,000 images. What multi-crop costs shows in the stored times as well as in section 5's
+# timing of one training step: its runs took the printed factor longer than the preset's,
+# a gap far beyond the seeds' spread of the times (Welch's t printed, asserted ≥ 3), for
+# lower accuracy. Rounding the codes adds one argmax per batch: the hard-code runs' times
+# stay within that spread (asserted), so their printed factor is the machine's noise, not a
+# cost of the method.
 
 # %%
 EXPECTED_VERDICT = {"hard codes, 2 crops": "lower", "soft codes, 2 + 4 crops": "lower"}
@@ -873,7 +872,7 @@ print(f"chapter so far: {time.time() - T_START:.0f} s")
 #   than the full ones (section 5 prints the step's cost; section 9 what it did to kNN).
 # * Over three stored seeds each at the lab budget, both of the paper's choices measured
 #   *below* the preset in kNN accuracy, by more than the seeds' spread (section 9 prints the
-#   gaps and Welch's t); multi-crop also costs more per step (section 5). The multi-seed
+#   gaps and Welch's t); multi-crop also costs more, per step (section 5) and per run (section 9). The multi-seed
 #   comparison of the methods is chapter 07's.
 #
 # ## References

@@ -53,7 +53,13 @@
 # trains the same presets for 100 epochs. `pixels` are the standardised pixels and `random`
 # the untrained ConvNet (the floors), `supervised` the same network trained on the labels
 # (the ceiling). All lines come from one commit of the code (printed below, with the epochs
-# and precision of every cell). Any stored line is re-run by `python -m sslkit.sweep rerun N`
+# and precision of every cell). Three of them — the 100-epoch runs of SeLa, DeepCluster and
+# SwAV — were trained at an earlier commit and are stored under this one because their
+# training is the same: the two commits differ only in the lab presets' epochs and monitor
+# cadence (which the long budget replaces: 100 epochs, kNN every 5) and in the helper that
+# computes Welch's t; their stored configs equal what this commit's sweep builds for those
+# cells, and NPID's 100-epoch run, trained again at this commit, repeated its earlier run to
+# the last digit. Each of the three keeps its own commit in `trained_at_sha` (printed below). Any stored line is re-run by `python -m sslkit.sweep rerun N`
 # (from its stored config).
 #
 # The same lab grid on **CIFAR-100** (the CIFAR-10 presets run unchanged, not re-tuned for 100
@@ -98,6 +104,9 @@ for ds, budget in sorted({(r["dataset"], r["budget"]) for r in trained}):
     print(f"  {ds:>8}, {budget:>4}: " + ", ".join(f"{NAMES[m]} {e}" for (d, b, m), e in sorted(epochs_of.items())
                                                    if (d, b) == (ds, budget)))
 print("code:", [s[:12] for s in shas], "| devices:", sorted({r["device_name"] for r in runs}))
+carried = [r for r in all_lines if r.get("trained_at_sha")]
+print(f"  of which trained at an earlier commit with the same training code: "
+      + (", ".join(f"{NAMES[r['method']]} {r['budget']} ({r['trained_at_sha'][:12]})" for r in carried) or "none"))
 print("data sets:", datasets, "| budgets:", sorted({r["budget"] for r in runs}),
       "| seeds per cell:", sorted({r["seeds"] for r in table}))
 assert len(shas) == 1, "every stored run comes from one commit of the code"
@@ -471,29 +480,36 @@ print(f"at 100 epochs: {order_long}   (≈: gap within {noise:.1f} points; >: a 
 clear_gain = {NAMES[m]: long_runs[m]["knn_acc"] > lab_rows[m]["knn_acc"] + 3 * lab_rows[m]["knn_acc_std"]
               for m in ssl_long}
 print("100-epoch run above its lab mean by more than 3 lab std:", clear_gain)
-assert all(long_runs[m]["knn_acc"] > lab_rows[m]["knn_acc"] for m in ssl_long), "a method lost from 100 epochs"
-EXPECTED_CLEAR_GAIN = {"SeLa": True, "DeepCluster": False, "SwAV": True, "NPID": True}   # what the text below says
+EXPECTED_CLEAR_GAIN = {"SeLa": True, "DeepCluster": True, "SwAV": True, "NPID": False}   # what the text below says
 assert clear_gain == EXPECTED_CLEAR_GAIN, clear_gain
 for m in ssl_long:
-    if not clear_gain[NAMES[m]]:   # how much a single run's curve moves from one kNN measurement to the next
-        late = [c["knn_acc"] for c in long_runs[m]["curve"]
-                if c["knn_acc"] is not None and c["epoch"] > long_runs[m]["epochs"] - 20]
-        swing = max(abs(a - b) for a, b in zip(late, late[1:]))
-        print(f"{NAMES[m]}: in its last 20 epochs the kNN moves by up to {swing:.1f} points between measurements")
-        assert swing > 1, "the text below says the curve still swings by more than a point"
+    if not clear_gain[NAMES[m]]:   # where the single 100-epoch run sits against the lab seeds
+        r, lab = long_runs[m], lab_rows[m]
+        pts = [(c["epoch"], c["knn_acc"]) for c in r["curve"] if c["knn_acc"] is not None]
+        at_lab = max((p for p in pts if p[0] <= lab["epochs"]), key=lambda p: p[0])
+        print(f"{NAMES[m]}: 100 epochs end {r['knn_acc'] - lab['knn_acc']:+.2f} points from the lab mean "
+              f"({lab['epochs']} epochs, std {lab['knn_acc_std']:.2f}); the 100-epoch run itself read "
+              f"{at_lab[1]:.1f} % at epoch {at_lab[0]} and {r['knn_acc']:.1f} % at epoch {r['epochs']}")
+        assert abs(r["knn_acc"] - lab["knn_acc"]) < 3 * lab["knn_acc_std"], "the text says: no difference"
+        late = [k for e, k in pts if e > r["epochs"] // 2]
+        print(f"  its kNN over the second half of the 100 epochs: {min(late):.1f}-{max(late):.1f} %")
+        assert abs(r["knn_acc"] - at_lab[1]) < 1.5 and max(late) - min(late) < 1.5, "the text says: a flat curve"
 
 # %% [markdown]
-# Every method ends its 100 epochs above its lab runs' mean (asserted), and SeLa, SwAV and
-# NPID by more than three of their lab standard deviations (asserted). DeepCluster's single run
-# does not clear that bar: at its constant rate its kNN curve still swings by more than a point
-# between measurements five epochs apart (printed, and visible in the left figure), so one
-# seed cannot tell its gain from that noise. The cell also prints the two orders, at the lab
-# budget and at 100 epochs. The 100-epoch order compares neighbours only, and ties do not chain
-# (section 2): the pairs further apart whose gap exceeds the rule are printed after it. Read
-# all of them with the single seed in mind (a rough rule, above), and with the column of best
-# kNN against the last one (a curve that peaked earlier had stopped improving). And 100 epochs
-# on 10,000 images is 1 M images seen, a tenth to a fiftieth of the published CIFAR-10 runs'
-# (section 8 places these runs on that axis).
+# SeLa, DeepCluster and SwAV end their 100 epochs above their lab runs' mean by more than three
+# of their lab standard deviations (asserted) — SeLa and DeepCluster only just (their lab
+# seeds spread by 1-1.6 points; the margins are printed in the table's gain column). NPID does
+# not gain: its lab preset already trains 80 epochs, and its single 100-epoch run ends within
+# the lab seeds' spread of their mean and within 1.5 points of where its own curve stood at the
+# lab epochs, and its curve stays within 1.5 points over the whole second half of the run
+# (printed, asserted): at this learning rate and on 10,000 images NPID has reached its plateau
+# by about 50 epochs, so its lab preset already sits on it. The cell also prints the two orders, at
+# the lab budget and at 100 epochs. The 100-epoch order compares neighbours only, and ties do
+# not chain (section 2): the pairs further apart whose gap exceeds the rule are printed after
+# it. Read all of them with the single seed in mind (a rough rule, above), and with the column
+# of best kNN against the last one (a curve that peaked earlier had stopped improving). And 100
+# epochs on 10,000 images is 1 M images seen, a tenth to a fiftieth of the published CIFAR-10
+# runs' (section 8 places these runs on that axis).
 
 # %% [markdown]
 # ## 7. Re-checking a stored number live
@@ -663,8 +679,9 @@ assert min(knn_gap_c100.values()) > 0 and max(knn_gap_c100, key=knn_gap_c100.get
 #   over its neighbour (asserted in section 2); SwAV, DeepCluster and SeLa are not shown to differ
 #   as neighbours. Every method's k-means clusters beat both floors on both data sets, but on
 #   CIFAR-100 only a few NMI points above what a random clustering scores (section 4).
-# * At 100 epochs (section 6, one seed each) every method ends above its lab runs, three of
-#   them by more than three lab standard deviations; the order printed there is a hint that
+# * At 100 epochs (section 6, one seed each) SeLa, DeepCluster and SwAV end above their lab
+#   runs by more than three lab standard deviations (SeLa and DeepCluster just); NPID, whose
+#   lab preset already trains 80 epochs, does not gain. The order printed there is a hint that
 #   more seeds would have to confirm.
 # * The live re-run checks, every time the book is tested, that one stored configuration (the
 #   fastest self-supervised method) re-trained with a new seed still lands in the stored band,
