@@ -49,9 +49,9 @@ import sslkit as sk
 device = sk.setup_notebook(seed=0)
 plt.rcParams["figure.dpi"] = 110
 DATASET = "cifar10"   # "cifar100" or "svhn" work the same way
-# the lab preset's epochs: about 4 minutes on 2 CPU cores (the run's time and kNN curve are printed)
+# the lab preset's epochs, sized for about 4 minutes on an idle 2-core CPU (the run's time and kNN curve are printed)
 DC_EPOCHS = sk.apply_preset(sk.TrainConfig(method="deepcluster"), "lab").epochs
-K = 100               # clusters: 10x the number of classes, as the paper over-clusters ImageNet
+K = 100               # clusters: 10x CIFAR-10's classes, as the paper over-clusters ImageNet (1x on CIFAR-100)
 CHAPTER_START = time.time()
 
 # %% [markdown]
@@ -196,7 +196,7 @@ fig = sk.plot_cluster_grid(train.images, start_clusters.labels.cpu(), per_cluste
 # classes). On these features (one k-means seed per $K$), NMI against the classes is higher
 # at the largest $K$ than at the smallest (asserted; the values in between are printed),
 # partly because finer partitions
-# carry more information whatever the features; the training signal also becomes richer.
+# carry more information whatever the features.
 
 # %%
 nmi_by_k = {}
@@ -279,7 +279,8 @@ if faiss is not None:
 # * **features** of all training images, in eval mode (BatchNorm uses its running
 #   statistics), without augmentation, from the layer below the classifier (`mlp`);
 # * **PCA-whitening** (covariance in float64, top `pca_dim` eigenvectors, each coordinate
-#   divided by $\sqrt{\lambda + 10^{-5}}$) and **L2-normalisation**;
+#   $j$ divided by $\sqrt{\lambda_j + 10^{-5}}$, $\lambda_j$ the $j$-th eigenvalue, the
+#   diagonal of $\Lambda$) and **L2-normalisation**;
 # * **k-means** (`sk.kmeans`, seeded with `seed + epoch`): the **pseudo-labels**;
 # * **a fresh classifier**: `nn.Linear`'s default initialisation, which draws
 #   $W, b \sim U(-1/\sqrt{D}, 1/\sqrt{D})$ from the global torch generator, and the
@@ -642,9 +643,10 @@ assert sk.cluster_report(final, K)["used_clusters"] == K
 # *this* labelling takes it. The loss is therefore not comparable across epochs, and is
 # not a measure of feature quality. The learning rate matters too: a rate that decayed
 # would leave the late epochs' fresh classifiers little room to move, so the paper keeps
-# it constant, and so does the lab preset (in one 16-epoch lab run each, recorded in the
-# preset's `source`, not computed here: 42.8 % kNN with a cosine decay, 46.0 % at a constant
-# rate).
+# it constant, and so does the lab preset (single lab runs recorded in the preset's `source`,
+# not computed here: at 16 epochs 42.8 % kNN with a cosine decay, 46.0 % at a constant rate).
+# The preset's rate 0.05 is stated for a batch of 256 and scaled linearly to the run's batch
+# (`lr_batch_size`), which is why the run prints 0.025 at its batch of 128.
 
 # %%
 losses = torch.stack(step_losses.losses).cpu()
@@ -739,8 +741,8 @@ assert max(nmi_prev) < 0.9                                 # ... but every epoch
 assert 0 < cluster_share < 1
 
 # %% [markdown]
-# The NMI with the previous epoch rises over the run and stays well below 1 (both
-# asserted; the values are printed above): each re-clustering is a substantially different
+# The NMI with the previous epoch rises over the first epochs, then levels off, and stays
+# well below 1 (the rise and the ceiling asserted; the values are printed above): each re-clustering is a substantially different
 # partition, one more reason for a fresh classifier every epoch. The clustering share printed above is one run's, on a shared
 # machine: if other processes slow some epochs down (a low img/s in the training log),
 # both parts of those bars grow. At ImageNet scale (1.3M images, 10,000 clusters)
@@ -780,7 +782,8 @@ print(f"chapter executed in {time.time() - CHAPTER_START:.0f} s")
 #   (the printed gap), which is not a ranking.
 # * The training loss restarts at every re-clustering and is not a progress measure: the
 #   kNN accuracy measures the features, and the NMI between consecutive clusterings how
-#   stable the pseudo-labels are (it rose over this run and stayed well below 1).
+#   stable the pseudo-labels are (it rose over the first epochs of this run, then levelled
+#   off well below 1).
 # * Chapter 07 compares all methods from stored multi-seed runs.
 #
 # ## References
@@ -840,7 +843,10 @@ def pca_whiten_l2(f, dim, eps=1e-5):
 # image indices (a long tensor), shuffled, in which each of the $K'$ non-empty clusters
 # appears $\lfloor n/K' \rfloor$ or $\lceil n/K' \rceil$ times ($n$ = `num_samples`), drawn
 # from its own members without replacement while it has enough of them and with
-# replacement otherwise. Use `generator` for every random choice.
+# replacement otherwise. Use `generator` for every random choice. (This is stricter than
+# `sk.uniform_cluster_sampler`, which follows the official code: it draws $\lfloor n/K'
+# \rfloor + 1$ images from every cluster, shuffles them and keeps the first $n$, so a cluster
+# can end a few draws short of $\lfloor n/K' \rfloor$.)
 
 # %%
 def uniform_sampler(labels, num_samples, generator=None):

@@ -36,7 +36,7 @@
 # line per run: method, data set, budget, seed, kNN and linear-probe accuracy, the
 # clustering scores of the method's clusters and of a k-means with K = classes (fitted on the
 # training images' features, scored on the test images), wall-clock, device, the git commit of the code, the per-epoch kNN curve and the
-# run's whole config. Every line was written by
+# run's whole config. The lab lines were written by
 #
 # ```bash
 # python -m sslkit.sweep run --datasets cifar10 cifar100 --seeds 0 1 2 --budget lab
@@ -63,8 +63,7 @@
 # (from its stored config).
 #
 # The same lab grid on **CIFAR-100** (the CIFAR-10 presets run unchanged, not re-tuned for 100
-# classes; three seeds of every method and baseline; about 20 minutes per seed of all of them
-# on 2 CPU cores, evaluation included, 14 of them training) and the `long` budget's runs (each
+# classes; three seeds of every method and baseline) and the `long` budget's runs (each
 # lab preset for 100 epochs on CIFAR-10, one seed per method) are stored too, from the same
 # commit. Sections 1-3, section 4's k-means comparison and section 8 show both data sets;
 # section 4's per-class pictures, section 5's UMAPs, section 6's 100-epoch runs and section 7's
@@ -119,7 +118,8 @@ assert len(shas) == 1, "every stored run comes from one commit of the code"
 # 0.1 on the backbone's features; the linear probe on the frozen features) and the training
 # time (the number of epochs times the median epoch time, without the evaluation). The
 # second measures clusters on the 2,000 test images, two ways. **Own clusters**: the method's
-# own clustering (SeLa's best head, DeepCluster's k-means — each test image to its nearest
+# own clustering (SeLa's best of its heads — chosen by NMI against the same test labels, so
+# slightly optimistic —, DeepCluster's k-means — each test image to its nearest
 # centroid in the whitened space —, SwAV's prototypes) against the classes, by NMI, ARI and
 # the majority-vote accuracy (each cluster labelled by its most frequent class), read beside
 # its K (on CIFAR-10, 30 or 100 clusters for 10 classes: an over-clustering; on CIFAR-100,
@@ -189,7 +189,7 @@ for ds in datasets:
 #   data (section 8 puts the two side by side). Methods that learn slowly at first can rank
 #   differently later; the curves of section 3 show how far each had got, and section 6
 #   shows each method's 100-epoch run (one seed each).
-# * **Nothing about the presets' fairness beyond time.** Every method got about the same time
+# * **Nothing about the presets' fairness beyond time.** Every method got about the same time by design
 #   (the presets were sized for four minutes on CIFAR-10; section 3 prints the times) and the same network, but its own learning rate, schedule, batch and head from its chapter,
 #   tuned by a handful of single runs each (each preset's source cites them). SeLa's lab preset
 #   has K = 30 clusters, sized for CIFAR-10's ten classes; on CIFAR-100 it is *under*-clustering
@@ -508,15 +508,15 @@ for m in ssl_long:
 # not chain (section 2): the pairs further apart whose gap exceeds the rule are printed after
 # it. Read all of them with the single seed in mind (a rough rule, above), and with the column
 # of best kNN against the last one (a curve that peaked earlier had stopped improving). And 100
-# epochs on 10,000 images is 1 M images seen, a tenth to a fiftieth of the published CIFAR-10
-# runs' (section 8 places these runs on that axis).
+# epochs on 10,000 images is 1 M images seen, far fewer than the published CIFAR-10 runs
+# (section 8 prints their budgets and places these runs on that axis).
 
 # %% [markdown]
 # ## 7. Re-checking a stored number live
 #
 # Stored numbers go stale when the code changes. So this chapter re-runs one configuration
 # every time it is executed (in the book's tests too): the self-supervised method whose
-# stored runs were fastest, from its stored config, with a **new seed** that none of the
+# stored runs have the shortest mean training time (printed), from its stored config, with a **new seed** that none of the
 # stored runs used, and asserts that its accuracy lands in a band around the stored seeds:
 # the mean ± max(3 standard deviations, 2.5 points) (2.5 points: about two binomial standard
 # errors of an accuracy measured on 2,000 test images). The distance from the stored mean is
