@@ -359,11 +359,11 @@ assert max(above_chance[m] for m in SSL) <= 0.35 * above_chance["supervised"] an
 # %% [markdown]
 # On CIFAR-10 every method's k-means clusters beat both floors by a wide margin. On CIFAR-100
 # they beat them too by the rule (t ≥ 3, printed and asserted), but by less than 3 NMI points
-# over the pixels: t is large only because the pixels' k-means does not vary with the seed.
-# Read the NMI against the chance line: the floors sit 2 to 3.5 points above it, the
-# self-supervised networks 5-6, the supervised one 18; the self-supervised networks gain a
-# third or less of what the supervised network gains over chance (printed, asserted). With
-# 20 test images per class and 100 clusters, three to four minutes of self-supervision on
+# over the pixels (printed, asserted): t is large only because the pixels' k-means does not
+# vary with the seed. Read the NMI against the chance line (each network's points above it
+# are printed): the self-supervised networks gain a third or less of what the supervised
+# network gains over chance (asserted). With 20 test images per class and 100 clusters, about
+# four minutes of self-supervision (section 3 prints the times) on
 # 10,000 images hardly groups CIFAR-100's fine classes.
 
 # %% [markdown]
