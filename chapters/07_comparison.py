@@ -177,6 +177,11 @@ for ds in datasets:
           f"{ceiling['knn_acc']:.2f}, {ceiling['knn_acc'] - rows[0]['knn_acc']:.2f} points above the best "
           "self-supervised method\n")
     assert rows[0]["method"] == "npid" and verdicts[(ds, "npid", rows[1]["method"])] >= 3   # the summary says so
+t_pair = lambda ds, a, b: sk.welch_t(*[next(r for r in table if r["dataset"] == ds and r["budget"] == "lab"
+                                             and r["method"] == m) for m in (a, b)])
+assert min(t_pair("cifar10", "swav", m) for m in ("deepcluster", "sela")) >= 3 > abs(t_pair("cifar10", "deepcluster", "sela"))
+assert max(abs(t_pair("cifar100", "swav", "sela")), abs(t_pair("cifar100", "sela", "deepcluster"))) < 3 \
+    <= t_pair("cifar100", "swav", "deepcluster")   # the summary says so
 
 # %% [markdown]
 # Read the printed verdicts, not the order of the rows: neighbours whose gap is within the
@@ -354,14 +359,14 @@ over_pixels = [100 * (c100[m]["kmeans_nmi"] - c100["pixels"]["kmeans_nmi"]) for 
 print(f"cifar100, the methods' NMI above the pixels floor: {min(over_pixels):.1f}-{max(over_pixels):.1f} points "
       f"(pixels' spread over seeds: {100 * c100['pixels']['kmeans_nmi_std']:.1f})")
 assert all(("cifar100", m) in beaten for m in SSL)                       # what the text below says
-assert max(above_chance[m] for m in SSL) <= 0.35 * above_chance["supervised"] and max(over_pixels) < 3
+assert max(above_chance[m] for m in SSL) <= 0.4 * above_chance["supervised"] and max(over_pixels) < 3.5
 
 # %% [markdown]
 # On CIFAR-10 every method's k-means clusters beat both floors by a wide margin. On CIFAR-100
-# they beat them too by the rule (t ≥ 3, printed and asserted), but by less than 3 NMI points
-# over the pixels (printed, asserted): t is large only because the pixels' k-means does not
+# they beat them too by the rule (t ≥ 3, printed and asserted), but by less than 3.5 NMI
+# points over the pixels (printed, asserted): t is large only because the pixels' k-means does not
 # vary with the seed. Read the NMI against the chance line (each network's points above it
-# are printed): the self-supervised networks gain a third or less of what the supervised
+# are printed): the self-supervised networks gain at most 40 % of what the supervised
 # network gains over chance (asserted). With 20 test images per class and 100 clusters, about
 # four minutes of self-supervision (section 3 prints the times) on
 # 10,000 images hardly groups CIFAR-100's fine classes.
@@ -676,8 +681,11 @@ assert min(knn_gap_c100.values()) > 0 and max(knn_gap_c100, key=knn_gap_c100.get
 #   clusters relate to the classes is a further axis (section 4, with its spread in the
 #   second table).
 # * At the lab budget NPID has the best kNN on both data sets, by more than the seeds' spread
-#   over its neighbour (asserted in section 2); SwAV, DeepCluster and SeLa are not shown to differ
-#   as neighbours. Every method's k-means clusters beat both floors on both data sets, but on
+#   over its neighbour (asserted in section 2). On CIFAR-10 SwAV is next, above DeepCluster
+#   and SeLa by more than the spread, and those two are tied; on CIFAR-100 SwAV, SeLa and
+#   DeepCluster are tied as neighbours, with only SwAV above DeepCluster further apart
+#   (section 2 prints every t, asserted there). Every method's k-means clusters beat both
+#   floors on both data sets, but on
 #   CIFAR-100 only a few NMI points above what a random clustering scores (section 4).
 # * At 100 epochs (section 6, one seed each) SeLa, DeepCluster and SwAV end above their lab
 #   runs by more than three lab standard deviations (SeLa and DeepCluster just); NPID, whose
