@@ -642,7 +642,7 @@ diff = stats["nce"][0] - stats["softmax"][0]
 t = sk.welch_t(rows["nce"], rows["softmax"])   # Welch's t of the two means (chapter 07)
 verdict = ("|t| < 3: these runs cannot tell the two objectives apart" if abs(t) < 3 else
            "|t| >= 3: a gap the seeds' spread does not explain (three seeds a side: a weak verdict)")
-print(f"NCE - softmax = {diff:+.2f} points, Welch's t = {t:+.1f}: {verdict}")
+print(f"NCE - softmax = {diff:+.2f} points, Welch's t = {t:+.2f}: {verdict}")
 assert all(len(a) == len(SEEDS) for a in compare.values())
 
 # %% [markdown]
