@@ -130,7 +130,7 @@ plt.show()
 # chapter 03's Sinkhorn solves it: $Q = \operatorname{diag}(a)\, \exp(ZC^\top/\varepsilon)\,
 # \operatorname{diag}(b)$, i.e. $\lambda = 1/\varepsilon$. Without the column constraint the
 # problem splits into one problem per image, and with the entropy term each one's maximiser
-# is the Gibbs distribution $q_b = \operatorname{softmax}(C z_b / \varepsilon)$ ($C$ is $K \times d$, one prototype per row) (it becomes
+# is the Gibbs distribution $q_b = \operatorname{softmax}(C z_b / \varepsilon)$, with $C$ the $K \times d$ matrix of prototypes, one per row (it becomes
 # the one-hot vector of the best prototype only as $\varepsilon \to 0$). Nothing in it
 # couples the images: if every image's best prototype is the same, every code leans on it —
 # and a network trained to predict such codes can make *all* images pick that prototype: the

@@ -59,8 +59,8 @@
 # cadence (which the long budget replaces: 100 epochs, kNN every 5) and in the helper that
 # computes Welch's t; their stored configs equal what this commit's sweep builds for those
 # cells, and NPID's 100-epoch run, trained again at this commit, repeated its earlier run to
-# the last digit. Each of the three keeps its own commit in `trained_at_sha` (printed below). Any stored line is re-run by `python -m sslkit.sweep rerun N`
-# (from its stored config).
+# the last digit. Each of the three keeps its own commit in `trained_at_sha` (printed below).
+# Any stored line is re-run by `python -m sslkit.sweep rerun N` (from its stored config).
 #
 # The same lab grid on **CIFAR-100** (the CIFAR-10 presets run unchanged, not re-tuned for 100
 # classes; three seeds of every method and baseline) and the `long` budget's runs (each
