@@ -111,8 +111,9 @@ assert first_collapse(_two, 2, 0.6) is None, "with K = 2 the same labelling is p
 # points: 4
 
 # %% [markdown]
-# **Exercise 2 — how much the labels move [4 points].** The collapse monitor also compares
-# consecutive labellings by their normalised mutual information. Implement `nmi(a, b)` for
+# **Exercise 2 — how much the labels move [4 points].** The training loop's logs also compare
+# each labelling with the previous one by their normalised mutual information (`nmi_prev` in a
+# run's metrics; chapter 08 plots it). Implement `nmi(a, b)` for
 # two hard labellings of the same images: with the joint distribution
 # $p(x, y) = n_{xy}/N$ of the contingency table, $I = \sum_{xy} p(x,y) \ln \frac{p(x,y)}{p(x)p(y)}$
 # and $\mathrm{NMI} = I / \tfrac12 (H(a) + H(b))$; by convention 1 when both labellings are

@@ -133,7 +133,10 @@ assert torch.allclose(_z @ _z.T, _lib @ _lib.T, atol=1e-3), "wrong features when
 # image indices (a long tensor), shuffled, in which each of the $K'$ non-empty clusters
 # appears $\lfloor n/K' \rfloor$ or $\lceil n/K' \rceil$ times ($n$ = `num_samples`), drawn
 # from its own members without replacement while it has enough of them and with
-# replacement otherwise. Use `generator` for every random choice.
+# replacement otherwise. Use `generator` for every random choice. (This is stricter than
+# `sk.uniform_cluster_sampler`, which follows the official code: it draws $\lfloor n/K'
+# \rfloor + 1$ images from every cluster, shuffles them and keeps the first $n$, so a cluster
+# can end a few draws short of $\lfloor n/K' \rfloor$.)
 
 # %% [raw]
 # # BEGIN SOLUTION
