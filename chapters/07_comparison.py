@@ -43,23 +43,16 @@
 # ```
 #
 # (and the 100-epoch runs by the command of section 6, the two SwAV variants by chapter 05's
-# commands), which trains each cell through
-# `python -m sslkit.train` (the code every chapter uses), skips finished runs and resumes
-# killed ones. The **lab** budget trains each method's `lab` preset as it is: sized for about
-# four minutes on 2 CPU cores each (section 3 prints the times) (the presets set the epochs each method fits in that time:
-# a SwAV epoch computes two views of every image, an NPID epoch one), on the lab subset
-# (10,000 training and 2,000 test images, balanced over the classes), the lab ConvNet, in the
-# presets' precision `auto` (bf16 where the CPU does bf16 in hardware). The **long** budget
-# trains the same presets for 100 epochs. `pixels` are the standardised pixels and `random`
-# the untrained ConvNet (the floors), `supervised` the same network trained on the labels
-# (the ceiling). All lines come from one commit of the code (printed below, with the epochs
-# and precision of every cell). Three of them — the 100-epoch runs of SeLa, DeepCluster and
-# SwAV — were trained at an earlier commit and are stored under this one because their
-# training is the same: the two commits differ only in the lab presets' epochs and monitor
-# cadence (which the long budget replaces: 100 epochs, kNN every 5) and in the helper that
-# computes Welch's t; their stored configs equal what this commit's sweep builds for those
-# cells, and NPID's 100-epoch run, trained again at this commit, repeated its earlier run to
-# the last digit. Each of the three keeps its own commit in `trained_at_sha` (printed below).
+# commands), which trains each cell through `python -m sslkit.train` (the code every chapter
+# uses), skips finished runs and resumes killed ones. The **lab** budget trains each method's
+# `lab` preset as it is: sized for about four minutes on 2 CPU cores each (section 3 prints
+# the times; the presets set the epochs each method fits in that time: a SwAV epoch computes
+# two views of every image, an NPID epoch one), on the lab subset (10,000 training and 2,000
+# test images, balanced over the classes), the lab ConvNet, in the presets' precision `auto`
+# (bf16 where the CPU does bf16 in hardware). The **long** budget trains the same presets for
+# 100 epochs. `pixels` are the standardised pixels and `random` the untrained ConvNet (the
+# floors), `supervised` the same network trained on the labels (the ceiling). All lines come
+# from one commit of the code (printed below, with the epochs and precision of every cell).
 # Any stored line is re-run by `python -m sslkit.sweep rerun N` (from its stored config).
 #
 # The same lab grid on **CIFAR-100** (the CIFAR-10 presets run unchanged, not re-tuned for 100
@@ -103,9 +96,6 @@ for ds, budget in sorted({(r["dataset"], r["budget"]) for r in trained}):
     print(f"  {ds:>8}, {budget:>4}: " + ", ".join(f"{NAMES[m]} {e}" for (d, b, m), e in sorted(epochs_of.items())
                                                    if (d, b) == (ds, budget)))
 print("code:", [s[:12] for s in shas], "| devices:", sorted({r["device_name"] for r in runs}))
-carried = [r for r in all_lines if r.get("trained_at_sha")]
-print(f"  of which trained at an earlier commit with the same training code: "
-      + (", ".join(f"{NAMES[r['method']]} {r['budget']} ({r['trained_at_sha'][:12]})" for r in carried) or "none"))
 print("data sets:", datasets, "| budgets:", sorted({r["budget"] for r in runs}),
       "| seeds per cell:", sorted({r["seeds"] for r in table}))
 assert len(shas) == 1, "every stored run comes from one commit of the code"
