@@ -28,7 +28,7 @@ from .interactive import (InteractiveFigure, sinkhorn_explorer, sinkhorn_grid, s
                           transport_explorer, transport_grid)
 from .trained import Assignment, TrainedRun
 from .imagesource import ImageSource
-from .results import read_results, results_table, table_markdown, welch_t
+from .results import read_results, results_table, table_markdown, welch_df, welch_t
 from .validation import validate
 from .transport import (SinkhornResult, balanced_rounding, cluster_capacities, exact_transport, sela_labels,
                         sinkhorn, swav_codes)
@@ -52,7 +52,7 @@ __all__ = [
     "ImageSource",
     "dist",
     # stored results of sweeps (chapter 07)
-    "read_results", "results_table", "table_markdown", "welch_t",
+    "read_results", "results_table", "table_markdown", "welch_df", "welch_t",
     # optimal transport
     "sinkhorn", "SinkhornResult", "swav_codes", "sela_labels", "balanced_rounding", "cluster_capacities",
     "exact_transport",

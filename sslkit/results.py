@@ -95,6 +95,18 @@ def welch_t(a: dict, b: dict, key: str = "knn_acc") -> float | None:
     return diff / se
 
 
+def welch_df(a: dict, b: dict, key: str = "knn_acc") -> float | None:
+    """Welch-Satterthwaite degrees of freedom of ``welch_t(a, b, key)``:
+    (v_a + v_b)^2 / (v_a^2/(n_a - 1) + v_b^2/(n_b - 1)) with v = s^2/n. None where ``welch_t``
+    is None; inf when both spreads are zero."""
+    if welch_t(a, b, key) is None:
+        return None
+    va, vb = (r[key + "_std"] ** 2 / r["seeds"] for r in (a, b))
+    if va + vb == 0:
+        return math.inf
+    return (va + vb) ** 2 / (va ** 2 / (a["seeds"] - 1) + vb ** 2 / (b["seeds"] - 1))
+
+
 def _precision(line: dict) -> str:
     """What a stored run trained in: its record, else its config (lines from before the record)."""
     return line.get("precision") or (line.get("config") or {}).get("precision", "fp32")

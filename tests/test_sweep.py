@@ -64,6 +64,27 @@ def test_welch_t_of_two_table_rows_equals_scipys_unequal_variance_t():
     assert welch_t(same["a"], same["b"]) == 0.0
 
 
+def test_welch_df_of_two_table_rows_equals_scipys_welch_satterthwaite_df():
+    from scipy import stats
+
+    from sslkit import welch_df
+
+    def rows(*per_seed):
+        lines = [{"dataset": "d", "budget": "lab", "method": m, "epochs": 12, "seed": s, "knn_acc": k,
+                  "device": "cpu", "git_sha": "abc"} for m, ks in zip("ab", per_seed) for s, k in enumerate(ks)]
+        return {r["method"]: r for r in sw.results_table(lines)}
+
+    for xs, ys in (([40.0, 42.5, 41.0], [44.1, 45.0, 47.2, 46.0]), ([51.2, 51.0, 51.4], [47.0, 49.5, 46.3])):
+        a, b = rows(xs, ys).values()
+        ref = stats.ttest_ind(xs, ys, equal_var=False).df
+        assert welch_df(a, b) == pytest.approx(ref, rel=1e-3) and welch_df(b, a) == pytest.approx(ref, rel=1e-3)
+        assert min(len(xs), len(ys)) - 1 <= welch_df(a, b) <= len(xs) + len(ys) - 2   # Welch's bounds
+    one_seed = rows([40.0, 42.5, 41.0], [44.0])
+    assert welch_df(one_seed["a"], one_seed["b"]) is None
+    flat = rows([40.0, 40.0], [41.0, 41.0])
+    assert welch_df(flat["a"], flat["b"]) == float("inf")
+
+
 def _summary_keys(line):
     for key in ("method", "dataset", "budget", "epochs", "seed", "knn_acc", "linear_acc", "wall_s", "device",
                 "git_sha", "config"):
