@@ -154,9 +154,9 @@ T95 = {2: 4.30, 3: 3.18, 4: 2.78}   # Student's t, two-sided 95 % points (3 seed
 t95 = lambda df: T95[min(max(int(df), 2), 4)] if math.isfinite(df) else 1.96   # df rounded down
 
 
-def is_weak(a, b, t):
-    """A verdict that passes the rule of 3 with t below the 95 % point of its degrees of freedom."""
-    return t is not None and 3 <= t < t95(sk.welch_df(a, b))
+def is_weak(a, b, t, key="knn_acc"):
+    """A verdict that passes the rule of 3 with |t| below the 95 % point of its degrees of freedom."""
+    return t is not None and 3 <= abs(t) < t95(sk.welch_df(a, b, key))
 
 
 verdicts, weak = {}, set()
@@ -248,7 +248,7 @@ LABEL = {**NAMES, "swav": "SwAV (preset)", **VARIANT}
 def verdict(a, b, key):
     """Welch's t of rows a and b on key, and the rule's verdict on |t| (weak below the 95 % point)."""
     t, df = sk.welch_t(rows10[a], rows10[b], key), sk.welch_df(rows10[a], rows10[b], key)
-    word = "not ordered" if abs(t) < 3 else "apart" + (", weak" if abs(t) < t95(df) else "")
+    word = "not ordered" if abs(t) < 3 else "apart" + (", weak" if is_weak(rows10[a], rows10[b], t, key) else "")
     return t, word, f"t = {t:+.1f} (df {df:.1f}): {word}"
 
 
